@@ -1,0 +1,241 @@
+"""What a cell's code reads and writes, and the "code closure": the notebook-defined functions and
+classes it calls, followed transitively, so a run can be understood without the rest of the notebook.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import textwrap
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+# Namespaces IPython and Jupyter put in every kernel; never parameters or data of a run.
+SHELL_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open", "display", "__builtins__"})
+
+
+@dataclass(frozen=True)
+class CellNames:
+    """Module-level names a cell reads before assigning them, and the names it assigns."""
+
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    imports: tuple[str, ...] = field(default=())
+
+
+def normalize_source(source: str) -> str:
+    """The form a code hash is taken of: dedented, trailing blanks stripped.
+
+    A `%%track` cell body and the same body inside an exported `with track():` block hash equal.
+    """
+    lines = [line.rstrip() for line in textwrap.dedent(source).strip("\n").splitlines()]
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+def code_hash(source: str) -> str:
+    import blake3
+
+    return blake3.blake3(normalize_source(source).encode("utf-8")).hexdigest()
+
+
+@functools.lru_cache(maxsize=512)
+def analyze_names(python_source: str) -> CellNames:
+    """Names read and written at module level, in source order. Raises SyntaxError on bad code."""
+    tree = ast.parse(python_source)
+    collector = _NameCollector()
+    for stmt in tree.body:
+        collector.visit(stmt)
+    return CellNames(tuple(collector.reads), tuple(collector.writes), tuple(collector.imports))
+
+
+class _NameCollector(ast.NodeVisitor):
+    """Collects reads and writes in execution order (a value is read before its target is written)."""
+
+    def __init__(self) -> None:
+        self.reads: dict[str, None] = {}
+        self.writes: dict[str, None] = {}
+        self.imports: dict[str, None] = {}
+
+    def _read(self, name: str) -> None:
+        if name not in self.writes and name not in SHELL_NAMES:
+            self.reads.setdefault(name)
+
+    def _write(self, name: str) -> None:
+        self.writes.setdefault(name)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self._read(node.id)
+        else:
+            self._write(node.id)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.visit(node.value)
+        for target in node.targets:
+            self.visit(target)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+        self.visit(node.target)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Name):
+            self._read(node.target.id)
+        self.visit(node.value)
+        self.visit(node.target)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self.visit(node.value)
+        self.visit(node.target)
+
+    def visit_For(self, node: ast.For) -> None:
+        self.visit(node.iter)
+        self.visit(node.target)
+        for stmt in node.body + node.orelse:
+            self.visit(stmt)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            name = alias.asname or alias.name.split(".")[0]
+            self._write(name)
+            self.imports.setdefault(name)
+
+    visit_ImportFrom = visit_Import
+
+    def _visit_scope(self, node: ast.AST, own_names: set[str]) -> None:
+        # A nested function, lambda or comprehension reads the module names it uses and does not
+        # define itself; its own assignments stay local.
+        inner = _NameCollector()
+        for child in ast.iter_child_nodes(node):
+            inner.visit(child)
+        local = own_names | set(inner.writes)
+        for name in inner.reads:
+            if name not in local:
+                self._read(name)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        for decorator in node.decorator_list:
+            self.visit(decorator)
+        for default in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
+            self.visit(default)
+        body = ast.Module(body=node.body, type_ignores=[])
+        self._visit_scope(body, _argument_names(node.args))
+        self._write(node.name)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        for default in node.args.defaults:
+            self.visit(default)
+        self._visit_scope(node.body, _argument_names(node.args))
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for expr in node.decorator_list + node.bases + [k.value for k in node.keywords]:
+            self.visit(expr)
+        self._visit_scope(ast.Module(body=node.body, type_ignores=[]), set())
+        self._write(node.name)
+
+    def _visit_comprehension(self, node: ast.AST) -> None:
+        generators = node.generators  # type: ignore[attr-defined]
+        self.visit(generators[0].iter)  # the first iterable is evaluated in the enclosing scope
+        targets: set[str] = set()
+        for gen in generators:
+            targets |= {n.id for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
+        self._visit_scope(node, targets)
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _visit_comprehension
+
+
+def _argument_names(args: ast.arguments) -> set[str]:
+    every = args.posonlyargs + args.args + args.kwonlyargs
+    names = {a.arg for a in every}
+    if args.vararg:
+        names.add(args.vararg.arg)
+    if args.kwarg:
+        names.add(args.kwarg.arg)
+    return names
+
+
+# ---- code closure ----------------------------------------------------------------------------
+
+
+def is_notebook_defined(obj: Any, module_name: str = "__main__") -> bool:
+    """A function or class defined in the notebook (or script) itself, not imported from a library."""
+    if isinstance(obj, (types.FunctionType, type)):
+        return getattr(obj, "__module__", None) == module_name
+    return False
+
+
+def code_closure(reads: tuple[str, ...] | list[str], namespace: dict[str, Any],
+                 module_name: str = "__main__") -> list[dict[str, Any]]:
+    """Source of the notebook-defined functions and classes reachable from `reads`, transitively.
+
+    Each entry: name, kind ("function" | "class"), source, hash; or an `error` when no source exists.
+    """
+    seen: dict[str, dict[str, Any]] = {}
+    pending = [n for n in reads if n in namespace]
+    while pending:
+        name = pending.pop(0)
+        if name in seen:
+            continue
+        obj = namespace.get(name)
+        obj = inspect.unwrap(obj) if isinstance(obj, types.FunctionType) else obj
+        if not is_notebook_defined(obj, module_name):
+            continue
+        entry = _closure_entry(name, obj)
+        seen[name] = entry
+        pending.extend(g for g in _global_names_used(obj) if g not in seen and g in namespace)
+    return list(seen.values())
+
+
+def _closure_entry(name: str, obj: Any) -> dict[str, Any]:
+    kind = "class" if isinstance(obj, type) else "function"
+    try:
+        source = textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError) as exc:
+        return {"name": name, "kind": kind, "source": None, "hash": None, "error": f"source not available: {exc}"}
+    return {"name": name, "kind": kind, "source": source, "hash": code_hash(source)}
+
+
+def _global_names_used(obj: Any) -> list[str]:
+    if isinstance(obj, types.FunctionType):
+        return _code_global_names(obj.__code__)
+    names: list[str] = []
+    if isinstance(obj, type):
+        names += [base.__name__ for base in obj.__bases__]
+        for member in vars(obj).values():
+            func = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
+            if isinstance(func, property):
+                func = func.fget
+            if isinstance(func, types.FunctionType):
+                names += _code_global_names(func.__code__)
+    return names
+
+
+def _code_global_names(code: types.CodeType) -> list[str]:
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _code_global_names(const)
+    return names
+
+
+def with_block_source(filename: str, lineno: int) -> str | None:
+    """The body of the `with` statement at `lineno` of a script, as written (for `track()` blocks)."""
+    import linecache
+
+    lines = linecache.getlines(filename)
+    if not lines:
+        return None
+    try:
+        tree = ast.parse("".join(lines))
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.With, ast.AsyncWith)) and node.lineno <= lineno <= (node.end_lineno or node.lineno):
+            if node.lineno == lineno or any(item.context_expr.lineno == lineno for item in node.items):
+                first, last = node.body[0].lineno, node.body[-1].end_lineno or node.body[-1].lineno
+                return textwrap.dedent("".join(lines[first - 1:last]))
+    return None

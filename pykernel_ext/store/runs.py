@@ -1,0 +1,409 @@
+"""The run store: SQLite (WAL, busy timeout, short write transactions) plus content-addressed blobs.
+
+Writers are the processes that drive runs (a kernel, the CLI, a batch driver). Many may write at once:
+every write is one short `BEGIN IMMEDIATE` transaction and waits on the busy timeout instead of failing.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..config import Settings
+from ..errors import AmbiguousRunId, RunNotFound, StoreError, StoreVersionError
+from .blobs import BlobStore
+from .schema import MIGRATIONS, SCHEMA_VERSION
+
+DB_FILENAME = "runs.sqlite"
+BUSY_TIMEOUT_MS = 60_000
+STATUSES = ("running", "ok", "failed", "interrupted")
+SORTABLE = {"started_at", "ended_at", "duration_s", "name", "status", "kind", "notebook", "cost_usd"}
+
+# Columns a list view reads; never the details or metric series.
+SUMMARY_COLUMNS = (
+    "id, parent_id, kind, name, status, notebook, cell_id, execution_count, started_at, ended_at, "
+    "duration_s, code_hash, host, error_type, error_message, cost_usd, params_json, metrics_json, tags_json, reproduces"
+)
+
+
+class RunStore:
+    """A run store folder: `runs.sqlite` and `blobs/`. Open with `RunStore.open()`."""
+
+    def __init__(self, store_dir: Path, conn: sqlite3.Connection) -> None:
+        self.store_dir = store_dir
+        self.db_path = store_dir / DB_FILENAME
+        self.blobs = BlobStore(store_dir / "blobs")
+        self._conn = conn
+        # One connection shared by the threads of a process (background git capture writes too).
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    # ---- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, store_dir: Path | str | None = None) -> "RunStore":
+        """Open (creating if needed) the store; migrates an older schema, refuses a newer one."""
+        store_dir = Path(store_dir) if store_dir else Settings.from_env().store_dir
+        try:
+            store_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the run store folder {store_dir}: {exc.strerror}; "
+                             f"set PYKERNEL_EXT_HOME to a writable folder") from exc
+        db_path = store_dir / DB_FILENAME
+        try:
+            conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            store = cls(store_dir, conn)
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise _explain_open_error(db_path, exc) from exc
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            done = {row[0] for row in self._conn.execute("SELECT number FROM schema_migrations")}
+            newest = max(done, default=0)
+            if newest > SCHEMA_VERSION:
+                raise StoreVersionError(
+                    f"the run store {self.db_path} has schema version {newest}, but this pykernel-ext knows only "
+                    f"up to {SCHEMA_VERSION}: upgrade pykernel-ext (pip install -U pykernel-ext)"
+                )
+            for number, migration in enumerate(MIGRATIONS, start=1):
+                if number not in done:
+                    migration(self._conn)
+                    self._conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (number, time.time()))
+
+    @property
+    def schema_version(self) -> int:
+        return self._conn.execute("SELECT MAX(number) FROM schema_migrations").fetchone()[0]
+
+    # ---- transactions ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (`BEGIN IMMEDIATE`); nested calls become SAVEPOINTs."""
+        with self._lock:
+            outer = self._depth == 0
+            name = f"sp{self._depth}"
+            self._conn.execute("BEGIN IMMEDIATE" if outer else f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK" if outer else f"ROLLBACK TO {name}")
+                if not outer:
+                    self._conn.execute(f"RELEASE {name}")
+                raise
+            else:
+                self._conn.execute("COMMIT" if outer else f"RELEASE {name}")
+            finally:
+                self._depth -= 1
+
+    def _read(self, sql: str, params: tuple | list = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cursor = self._conn.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    # ---- writing runs ----------------------------------------------------------------------
+
+    def begin_run(self, summary: dict[str, Any], details: dict[str, Any]) -> None:
+        """Insert a run in state `running`, owned by this process."""
+        row = _summary_row(summary)
+        row.setdefault("status", "running")
+        row.setdefault("owner_host", socket.gethostname())
+        with self.transaction() as conn:
+            _insert(conn, "runs", row)
+            conn.execute("INSERT INTO run_details VALUES (?, ?)", (row["id"], _dumps(details)))
+            _replace_tags(conn, row["id"], summary.get("tags") or {})
+
+    def finish_run(
+        self,
+        run_id: str,
+        summary: dict[str, Any],
+        details: dict[str, Any],
+        metrics: list[tuple[str, int | None, float, float]] = (),
+        artifacts: list[tuple[str, str, int]] = (),
+        gpu_samples: list[dict[str, Any]] = (),
+    ) -> None:
+        """Write a run's outcome in one transaction: summary, details, series, artifacts, GPU samples."""
+        row = _summary_row(summary)
+        row.pop("id", None)
+        with self.transaction() as conn:
+            if row:
+                sets = ", ".join(f"{k} = ?" for k in row)
+                conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*row.values(), run_id])
+            conn.execute("INSERT OR REPLACE INTO run_details VALUES (?, ?)", (run_id, _dumps(details)))
+            if "tags" in summary:
+                _replace_tags(conn, run_id, summary["tags"] or {})
+            conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
+                             [(run_id, k, step, v, ts) for k, step, v, ts in metrics])
+            conn.executemany("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?)",
+                             [(run_id, p, b, s) for p, b, s in artifacts])
+            conn.executemany(
+                "INSERT INTO gpu_samples VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, s.get("host"), s["index"], s["timestamp"], s.get("utilization_percent"),
+                  s.get("memory_used_bytes"), s.get("memory_total_bytes")) for s in gpu_samples],
+            )
+
+    def merge_details(self, run_id: str, patch: dict[str, Any]) -> None:
+        """Add keys to a run's details (used by captures that finish after the run, such as git)."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT record_json FROM run_details WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return
+            details = json.loads(row[0])
+            details.update(patch)
+            conn.execute("UPDATE run_details SET record_json = ? WHERE run_id = ?", (_dumps(details), run_id))
+
+    def put_environment(self, env_id: str, environment: dict[str, Any]) -> str:
+        """Store an environment once per distinct fingerprint; returns its id."""
+        with self._lock:
+            known = self._conn.execute("SELECT 1 FROM environments WHERE id = ?", (env_id,)).fetchone()
+        if known:
+            return env_id
+        blob = self.blobs.put_text(_dumps(environment))
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO environments VALUES (?, ?, ?)", (env_id, blob, time.time()))
+        return env_id
+
+    def environment(self, env_id: str | None) -> dict[str, Any] | None:
+        if not env_id:
+            return None
+        rows = self._read("SELECT blob FROM environments WHERE id = ?", (env_id,))
+        return json.loads(self.blobs.read_text(rows[0]["blob"])) if rows else None
+
+    def mark_orphans_interrupted(self) -> int:
+        """Runs still `running` whose owning process on this host is gone become `interrupted`.
+
+        A kernel killed mid-cell cannot record its own end, so every open of the store by a reader or
+        writer reconciles. Runs owned by other hosts are left alone: we cannot see their processes.
+        """
+        host = socket.gethostname()
+        rows = self._read(
+            "SELECT id, owner_pid, owner_started_at, started_at FROM runs WHERE status = 'running' AND owner_host = ?",
+            (host,),
+        )
+        dead = [r for r in rows if not _process_alive(r["owner_pid"], r["owner_started_at"])]
+        if not dead:
+            return 0
+        now = time.time()
+        with self.transaction() as conn:
+            for r in dead:
+                conn.execute(
+                    "UPDATE runs SET status = 'interrupted', ended_at = ?, duration_s = ?, error_type = ?, "
+                    "error_message = ? WHERE id = ? AND status = 'running'",
+                    (now, now - r["started_at"], "ProcessEnded",
+                     f"the process that ran it (pid {r['owner_pid']} on {host}) ended before the run finished: "
+                     "the kernel was killed, restarted or crashed", r["id"]),
+                )
+        return len(dead)
+
+    # ---- reading runs ----------------------------------------------------------------------
+
+    def resolve_run_id(self, ref: str) -> str:
+        """A full run id from an id or a unique prefix."""
+        ref = (ref or "").strip().lower()
+        if not ref or not all(c in "0123456789abcdef" for c in ref):
+            raise RunNotFound(ref, f"{ref!r} is not a run id (run ids are hexadecimal, e.g. from `pykernel-ext runs list`)")
+        rows = self._read("SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 6", (ref, ref + "g"))
+        ids = [r["id"] for r in rows]
+        if not ids:
+            raise RunNotFound(ref)
+        if len(ids) > 1 and ref not in ids:
+            raise AmbiguousRunId(ref, ids)
+        return ref if ref in ids else ids[0]
+
+    def list_runs(
+        self,
+        *,
+        notebook: str | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+        tag: str | None = None,
+        search: str | None = None,
+        parent_id: str | None = None,
+        top_level: bool = False,
+        sort: str = "started_at",
+        descending: bool = True,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of run summaries and the total count matching the filters."""
+        if sort not in SORTABLE:
+            raise ValueError(f"cannot sort by {sort!r}; choose one of {', '.join(sorted(SORTABLE))}")
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; choose one of {', '.join(STATUSES)}")
+        where, params = _filters(notebook, status, kind, tag, search, parent_id, top_level)
+        order = f"{sort} {'DESC' if descending else 'ASC'}, id"
+        rows = self._read(
+            f"SELECT {SUMMARY_COLUMNS} FROM runs {where} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, int(limit), int(offset)],
+        )
+        total = self._read(f"SELECT COUNT(*) AS n FROM runs {where}", params)[0]["n"]
+        return [_summary_out(r) for r in rows], total
+
+    def get_run(self, ref: str) -> dict[str, Any]:
+        """One run in full: summary, details, metric series, artifacts, GPU samples, children."""
+        run_id = self.resolve_run_id(ref)
+        rows = self._read(f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        run = _summary_out(rows[0])
+        detail_rows = self._read("SELECT record_json FROM run_details WHERE run_id = ?", (run_id,))
+        details = json.loads(detail_rows[0]["record_json"]) if detail_rows else {}
+        run.update({k: v for k, v in details.items() if k not in run})
+        run["metric_series"] = self.metric_series(run_id)
+        run["artifacts"] = self._read("SELECT path, blob, size FROM artifacts WHERE run_id = ? ORDER BY path", (run_id,))
+        run["gpu_samples"] = self.gpu_samples(run_id)
+        run["children"] = [r["id"] for r in self._read(
+            "SELECT id FROM runs WHERE parent_id = ? ORDER BY started_at", (run_id,))]
+        return run
+
+    def get_runs(self, refs: list[str]) -> list[dict[str, Any]]:
+        return [self.get_run(ref) for ref in refs]
+
+    def metric_series(self, run_id: str) -> dict[str, dict[str, list]]:
+        series: dict[str, dict[str, list]] = {}
+        for r in self._read("SELECT key, step, value, timestamp FROM metrics WHERE run_id = ? ORDER BY rowid", (run_id,)):
+            s = series.setdefault(r["key"], {"steps": [], "values": [], "timestamps": []})
+            s["steps"].append(r["step"])
+            s["values"].append(r["value"])
+            s["timestamps"].append(r["timestamp"])
+        return series
+
+    def gpu_samples(self, run_id: str) -> list[dict[str, Any]]:
+        return self._read(
+            "SELECT host, gpu_index, timestamp, utilization, memory_used, memory_total FROM gpu_samples "
+            "WHERE run_id = ? ORDER BY timestamp", (run_id,))
+
+    def artifact_blob(self, run_id: str, path: str) -> tuple[str, int]:
+        rows = self._read("SELECT blob, size FROM artifacts WHERE run_id = ? AND path = ?", (run_id, path))
+        if not rows:
+            raise RunNotFound(run_id, f"run {run_id} has no artifact {path!r}")
+        return rows[0]["blob"], rows[0]["size"]
+
+    def count_runs(self) -> int:
+        return self._read("SELECT COUNT(*) AS n FROM runs")[0]["n"]
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+_JSON_COLUMNS = {"params": "params_json", "metrics": "metrics_json", "tags": "tags_json"}
+_COLUMNS = {
+    "id", "parent_id", "kind", "name", "status", "notebook", "cell_id", "execution_count", "started_at", "ended_at",
+    "duration_s", "code_hash", "environment_id", "host", "owner_host", "owner_pid", "owner_started_at",
+    "error_type", "error_message", "cost_usd", "reproduces",
+}
+
+
+def _summary_row(summary: dict[str, Any]) -> dict[str, Any]:
+    row = {k: v for k, v in summary.items() if k in _COLUMNS}
+    for key, column in _JSON_COLUMNS.items():
+        if key in summary:
+            row[column] = _dumps(summary[key] or {})
+    return row
+
+
+def _summary_out(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for key, column in _JSON_COLUMNS.items():
+        out[key] = json.loads(out.pop(column) or "{}")
+    return out
+
+
+def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    cols = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(row.values()))
+
+
+def _replace_tags(conn: sqlite3.Connection, run_id: str, tags: dict[str, Any]) -> None:
+    conn.execute("DELETE FROM run_tags WHERE run_id = ?", (run_id,))
+    conn.executemany("INSERT INTO run_tags VALUES (?, ?, ?)", [(run_id, str(k), str(v)) for k, v in tags.items()])
+
+
+def _filters(notebook, status, kind, tag, search, parent_id, top_level) -> tuple[str, list]:
+    clauses, params = [], []
+    if notebook:
+        clauses.append("notebook = ?")
+        params.append(notebook)
+    if status:
+        clauses.append("status = ?")
+        params.append(status)
+    if kind:
+        clauses.append("kind = ?")
+        params.append(kind)
+    if parent_id:
+        clauses.append("parent_id = ?")
+        params.append(parent_id)
+    if top_level:
+        clauses.append("parent_id IS NULL")
+    if tag:
+        key, sep, value = tag.partition("=")
+        if sep:
+            clauses.append("id IN (SELECT run_id FROM run_tags WHERE key = ? AND value = ?)")
+            params += [key, value]
+        else:
+            clauses.append("id IN (SELECT run_id FROM run_tags WHERE key = ?)")
+            params.append(key)
+    if search:
+        # Free text over what a person remembers of a run: its name, notebook, id, params and error.
+        like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append(
+            "(name LIKE ? ESCAPE '\\' OR notebook LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' "
+            "OR params_json LIKE ? ESCAPE '\\' OR error_message LIKE ? ESCAPE '\\' OR tags_json LIKE ? ESCAPE '\\')"
+        )
+        params += [like] * 6
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+def _process_alive(pid: int | None, started_at: float | None) -> bool:
+    if not pid:
+        return False
+    import psutil  # lazy: only the reconciliation needs it
+
+    try:
+        proc = psutil.Process(pid)
+        # The same pid may have been reused by a new process after the kernel died.
+        return started_at is None or abs(proc.create_time() - started_at) < 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def _explain_open_error(db_path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return StoreError(f"the run store {db_path} stayed locked for {BUSY_TIMEOUT_MS // 1000} s by another "
+                          "process; close whatever holds it (a stuck kernel?) and try again")
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return StoreError(f"the run store {db_path} is corrupt ({text}): move it aside "
+                          f"(mv {db_path} {db_path}.broken) and a new one is created; blobs are kept")
+    if "readonly" in text or "unable to open" in text:
+        return StoreError(f"cannot write the run store {db_path} ({text}): make the folder writable or set "
+                          "PYKERNEL_EXT_HOME to a writable folder")
+    return StoreError(f"cannot open the run store {db_path}: {text}")

@@ -1,0 +1,103 @@
+"""Numbered schema migrations, recorded in a table (the sqlite-utils way, no Alembic).
+
+A migration is a function taking a connection. Never edit one that has shipped: add the next number.
+"""
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _m001_initial(conn: sqlite3.Connection) -> None:
+    # `runs` holds only the summary columns list views read; everything else sits in narrow side tables
+    # or in `run_details`, so listing 100,000 runs never drags code, logs or metric series along.
+    _run_statements(conn, """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            parent_id TEXT,
+            kind TEXT NOT NULL,
+            name TEXT,
+            status TEXT NOT NULL,
+            notebook TEXT,
+            cell_id TEXT,
+            execution_count INTEGER,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            duration_s REAL,
+            code_hash TEXT,
+            environment_id TEXT,
+            host TEXT,
+            owner_host TEXT,
+            owner_pid INTEGER,
+            owner_started_at REAL,
+            error_type TEXT,
+            error_message TEXT,
+            cost_usd REAL,
+            params_json TEXT NOT NULL DEFAULT '{}',
+            metrics_json TEXT NOT NULL DEFAULT '{}',
+            tags_json TEXT NOT NULL DEFAULT '{}',
+            reproduces TEXT
+        );
+        -- the process that writes a run (the driver) owns it; a run whose owner died is `interrupted`
+        CREATE INDEX runs_running ON runs(status) WHERE status = 'running';
+        CREATE INDEX runs_started ON runs(started_at DESC);
+        CREATE INDEX runs_status ON runs(status, started_at DESC);
+        CREATE INDEX runs_notebook ON runs(notebook, started_at DESC);
+        CREATE INDEX runs_parent ON runs(parent_id);
+
+        CREATE TABLE run_details (
+            run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+            record_json TEXT NOT NULL
+        );
+        CREATE TABLE run_tags (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (run_id, key)
+        );
+        CREATE INDEX run_tags_kv ON run_tags(key, value);
+        CREATE TABLE metrics (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            step INTEGER,
+            value REAL,
+            timestamp REAL NOT NULL
+        );
+        CREATE INDEX metrics_run ON metrics(run_id, key, step);
+        CREATE TABLE artifacts (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            blob TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            PRIMARY KEY (run_id, path)
+        );
+        CREATE TABLE gpu_samples (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            host TEXT,
+            gpu_index INTEGER NOT NULL,
+            timestamp REAL NOT NULL,
+            utilization REAL,
+            memory_used INTEGER,
+            memory_total INTEGER
+        );
+        CREATE INDEX gpu_samples_run ON gpu_samples(run_id, timestamp);
+        CREATE TABLE environments (
+            id TEXT PRIMARY KEY,
+            blob TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        """)
+
+
+def _run_statements(conn: sqlite3.Connection, script: str) -> None:
+    # Not executescript(): it COMMITs first, which would break the migration's transaction.
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    for statement in "\n".join(lines).split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [_m001_initial]
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,551 @@
+"""The Run lifecycle shared by every entry point: a `%%track` cell, `pykernel_ext.track()` in a script,
+a `%%remote` cell and a papermill run are the same record with a different `kind`.
+
+Tracking never breaks the user's work: a capture that fails becomes a note in the run's `warnings`; a
+store that cannot be written gives one warning and the code still runs. Only a user mistake that would
+make the record meaningless (a `--data` path that does not exist) stops the code before it runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .capture import code as code_capture
+from .capture import inputs, outputs
+from .capture.params import params_from_environment, papermill_parameter_names, params_from_namespace
+from .capture.streams import OutputCapture
+from .config import Settings
+from .errors import DataPathNotFound, PykernelExtError
+from .store import RunStore
+
+ENV_PARENT_RUN = "PYKERNEL_EXT_PARENT_RUN"
+ENV_NOTEBOOK = "PYKERNEL_EXT_NOTEBOOK"
+METRIC_FLUSH_SECONDS = 2.0
+
+
+class TrackingWarning(UserWarning):
+    """Recording a run failed in part; the user's code ran and kept its results."""
+
+
+@dataclass
+class TrackOptions:
+    """What the user asked to record, from magic options or `track()` arguments."""
+
+    name: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    param_names: list[str] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """Where the code runs: its source, namespace and notebook position."""
+
+    kind: str = "cell"
+    source: str = ""
+    python_source: str | None = None  # source after IPython's transforms (magics, `!`), for analysis
+    namespace: dict[str, Any] | None = None
+    module_name: str = "__main__"
+    notebook: str | None = None
+    cell_id: str | None = None
+    execution_count: int | None = None
+    parent_id: str | None = None
+
+
+_stores: dict[Path, RunStore] = {}
+_stores_lock = threading.Lock()
+_active: list["Run"] = []
+
+
+def open_store(settings: Settings | None = None) -> RunStore:
+    """This process's store for the resolved location, opened once and reused."""
+    settings = settings or Settings.from_env()
+    with _stores_lock:
+        store = _stores.get(settings.store_dir)
+        if store is None:
+            store = RunStore.open(settings.store_dir)
+            store.mark_orphans_interrupted()
+            _stores[settings.store_dir] = store
+        return store
+
+
+def active_run() -> "Run | None":
+    """The innermost run in progress in this process, if any."""
+    return _active[-1] if _active else None
+
+
+class Run:
+    """One recorded execution. Create with `start_run`, end with `finish`."""
+
+    def __init__(self, options: TrackOptions, context: RunContext, settings: Settings) -> None:
+        self.id = uuid.uuid4().hex
+        self.options = options
+        self.context = context
+        self.settings = settings
+        self.status = "running"
+        self.store: RunStore | None = None
+        self.warnings: list[str] = []
+        self.details: dict[str, Any] = {}
+        self.summary: dict[str, Any] = {}
+        self.started_at = time.time()
+        self.ended_at: float | None = None
+        self._metric_rows: list[tuple[str, int | None, float, float]] = []
+        self._metric_counts: dict[str, int] = {}
+        self._last_metrics: dict[str, float] = {}
+        self._unflushed = 0
+        self._last_flush = time.monotonic()
+        self._extra_artifacts: list[Path] = []
+        self._capture: OutputCapture | None = None
+        self._sampler = None
+        self._git_future = None
+        self._reads: tuple[str, ...] = ()
+        self._writes: tuple[str, ...] = ()
+        self._store_failed = False
+
+    # ---- public API used inside a run --------------------------------------------------------
+
+    def log(self, step: int | None = None, **values: Any) -> None:
+        """Record metric values; each name keeps a step-wise series (steps count up when not given)."""
+        now = time.time()
+        for key, raw in values.items():
+            value = _as_number(raw)
+            if value is None:
+                self._warn(f"metric {key}={raw!r} is not a number and was not recorded")
+                continue
+            index = self._metric_counts.get(key, 0)
+            self._metric_counts[key] = index + 1
+            self._metric_rows.append((key, index if step is None else int(step), value, now))
+            self._last_metrics[key] = value
+        if self.store and time.monotonic() - self._last_flush > METRIC_FLUSH_SECONDS:
+            self._flush_metrics()
+
+    def log_artifact(self, path: str | os.PathLike) -> None:
+        """Store a file as an artifact of this run when it ends."""
+        self._extra_artifacts.append(Path(path))
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, *, capture_output: bool = True, sample_resources: bool = True) -> "Run":
+        """Record everything known before the code runs, then write the run as `running`."""
+        ctx, opts = self.context, self.options
+        missing = [p for p in opts.data if not os.path.exists(p)]
+        if missing:
+            raise DataPathNotFound(missing[0])
+        namespace = ctx.namespace if ctx.namespace is not None else {}
+        self._analyze_code()
+        params = self._collect_params(namespace)
+        self.details = {
+            "code": self._guard("code closure", lambda: self._code_record(namespace), {}),
+            "data": self._guard("data hashes", lambda: inputs.hash_inputs(
+                self._reads, namespace, params, opts.data), []),
+            "environment_summary": {},
+            "hardware": self._guard("hardware", _hardware_static, {}),
+            "cwd": os.getcwd(),
+            "warnings": self.warnings,
+        }
+        environment_id = self._guard("environment", self._store_environment, None)
+        self._git_future = self._guard("git", lambda: _start_git(self.settings), None)
+        self.summary = {
+            "id": self.id, "kind": ctx.kind, "name": opts.name or _default_name(ctx),
+            "parent_id": ctx.parent_id or _default_parent(), "status": "running",
+            "notebook": _notebook_label(ctx.notebook, self.settings), "cell_id": ctx.cell_id,
+            "execution_count": ctx.execution_count, "started_at": self.started_at,
+            "code_hash": self.details["code"].get("hash"), "environment_id": environment_id,
+            "host": socket.gethostname(), "owner_pid": os.getpid(), "owner_started_at": _process_started_at(),
+            "params": params, "tags": dict(opts.tags),
+        }
+        self._write("start", lambda store: store.begin_run(self.summary, self.details))
+        if sample_resources:
+            self._sampler = self._guard("resource sampling", self._start_sampler, None)
+        if capture_output:
+            self._capture = OutputCapture(self.settings.log_cap_bytes).start()
+        _active.append(self)
+        self.started_at = time.time()  # the run's clock starts when the code does
+        return self
+
+    def finish(self, error: BaseException | None = None, *, logs: dict[str, Any] | None = None,
+               resources: dict[str, Any] | None = None, namespace: dict[str, Any] | None = None,
+               extra_details: dict[str, Any] | None = None) -> None:
+        """Record the outcome. `logs`/`resources`/`namespace` override local capture (remote runs)."""
+        self.ended_at = time.time()
+        with contextlib.suppress(ValueError):
+            _active.remove(self)
+        captured_logs = self._capture.stop() if self._capture else {}
+        sampled = self._sampler.stop() if self._sampler else {}
+        logs = logs if logs is not None else captured_logs
+        resources = resources if resources is not None else sampled
+        namespace = namespace if namespace is not None else (self.context.namespace or {})
+        self.status = _status_of(error)
+        duration = self.ended_at - self.started_at
+        self._collect_metric_names(namespace)
+        artifacts = self._guard("artifacts", self._store_artifacts, [])
+        self.details.update({
+            "outputs": self._guard("outputs", lambda: outputs.describe_outputs(self._writes, namespace), []),
+            "error": _error_record(error),
+            "logs": self._guard("logs", lambda: self._store_logs(logs), {}),
+            "resources": {k: v for k, v in resources.items() if k != "gpu_samples"},
+            "cost": self._guard("cost", lambda: _cost(duration, resources, self.settings), {}),
+            **(extra_details or {}),
+        })
+        self._attach_git()
+        self.summary.update({
+            "status": self.status, "ended_at": self.ended_at, "started_at": self.started_at,
+            "duration_s": duration, "error_type": type(error).__name__ if error else None,
+            "error_message": _one_line(error) if error else None,
+            "cost_usd": self.details["cost"].get("usd"), "metrics": dict(self._last_metrics),
+        })
+        gpu_samples = resources.get("gpu_samples") or []
+        rows, self._metric_rows = self._metric_rows, []
+        self._write("finish", lambda store: store.finish_run(
+            self.id, self.summary, self.details, rows, artifacts, gpu_samples))
+
+    # ---- pieces of the lifecycle ------------------------------------------------------------
+
+    def _analyze_code(self) -> None:
+        source = self.context.python_source or self.context.source
+        if not source:
+            return
+        try:
+            names = code_capture.analyze_names(source)
+        except SyntaxError:
+            return  # the code itself will raise it when it runs; nothing to learn here
+        self._reads, self._writes = names.reads, names.writes
+
+    def _code_record(self, namespace: dict[str, Any]) -> dict[str, Any]:
+        source = self.context.source
+        return {
+            "source": source,
+            "hash": code_capture.code_hash(source) if source else None,
+            "closure": code_capture.code_closure(self._reads, namespace, self.context.module_name),
+            "reads": list(self._reads),
+            "writes": list(self._writes),
+        }
+
+    def _collect_params(self, namespace: dict[str, Any]) -> dict[str, Any]:
+        params = params_from_namespace(self._reads, namespace)
+        papermill_names = papermill_parameter_names(self.context.notebook)
+        params.update(params_from_namespace(papermill_names, namespace))
+        params.update(params_from_environment())
+        for name in self.options.param_names:
+            if name in namespace:
+                found = params_from_namespace([name], namespace)
+                params[name] = found.get(name, repr(namespace[name])[:200])
+            else:
+                self._warn(f"--params names {name!r}, which is not defined")
+        params.update(self.options.params)
+        return params
+
+    def _collect_metric_names(self, namespace: dict[str, Any]) -> None:
+        for name in self.options.metrics:
+            if name not in namespace:
+                self._warn(f"--metrics names {name!r}, which the code did not define")
+            elif name not in self._metric_counts:
+                self.log(**{name: namespace[name]})
+
+    def _store_environment(self) -> str | None:
+        from .capture.environment import capture_environment, environment_fingerprint
+
+        env = capture_environment()
+        env_id = environment_fingerprint(env)
+        self.details["environment_summary"] = {
+            "python": env.get("python"), "platform": env.get("platform"), "host": env.get("hostname"),
+            "torch": env.get("torch"), "packages": len(env.get("packages") or {}),
+        }
+        store = self._store()
+        if store is not None and env_id not in _known_environments:
+            store.put_environment(env_id, env)
+            _known_environments.add(env_id)
+        return env_id
+
+    def _start_sampler(self):
+        from .capture.hardware import ResourceSampler
+
+        return ResourceSampler(interval=self.settings.gpu_sample_interval).start()
+
+    def _store_artifacts(self) -> list[tuple[str, str, int]]:
+        store = self._store()
+        if store is None:
+            return []
+        stored = []
+        for path in outputs.match_artifacts(self.options.artifacts) + self._extra_artifacts:
+            digest, size = store.blobs.put_file(path)
+            stored.append((_relative_label(path), digest, size))
+        return stored
+
+    def _store_logs(self, logs: dict[str, Any]) -> dict[str, Any]:
+        store = self._store()
+        record: dict[str, Any] = {"truncated": bool(logs.get("truncated"))}
+        for stream in ("stdout", "stderr"):
+            text = logs.get(stream) or ""
+            record[f"{stream}_bytes"] = len(text.encode("utf-8", errors="replace"))
+            record[f"{stream}_blob"] = store.blobs.put_text(text) if (store and text) else None
+        return record
+
+    def _attach_git(self) -> None:
+        future = self._git_future
+        if future is None:
+            return
+        if future.done():
+            self.details["git"] = self._guard("git", future.result, None)
+            return
+        # Git is still running (it costs ~20 ms): record the run now and add git when it lands.
+        run_id = self.id
+
+        def _late(fut) -> None:
+            store = self._store()
+            if store is not None:
+                with contextlib.suppress(Exception):
+                    store.merge_details(run_id, {"git": fut.result()})
+
+        future.add_done_callback(_late)
+
+    def _flush_metrics(self) -> None:
+        rows, self._metric_rows = self._metric_rows, []
+        if rows:
+            self._write("metrics", lambda store: store.finish_run(
+                self.id, {"metrics": dict(self._last_metrics)}, self.details, rows))
+        self._last_flush = time.monotonic()
+
+    # ---- failure handling -------------------------------------------------------------------
+
+    def _store(self) -> RunStore | None:
+        if self.store is None and not self._store_failed:
+            try:
+                self.store = open_store(self.settings)
+            except (PykernelExtError, OSError) as exc:
+                self._fail_store(exc)
+        return self.store
+
+    def _write(self, what: str, action) -> None:
+        store = self._store()
+        if store is None:
+            return
+        try:
+            action(store)
+        except Exception as exc:  # noqa: BLE001 - recording must never break the user's code
+            self._fail_store(exc)
+
+    def _fail_store(self, exc: BaseException) -> None:
+        if self._store_failed:
+            return
+        self._store_failed = True
+        self.store = None
+        warnings.warn(f"pykernel-ext: this run was not recorded ({exc}). Your code ran and its results are "
+                      "kept.", TrackingWarning, stacklevel=2)
+
+    def _guard(self, what: str, produce, default):
+        try:
+            return produce()
+        except Exception as exc:  # noqa: BLE001 - one failing capture must not lose the rest
+            self._warn(f"{what} not recorded: {type(exc).__name__}: {exc}")
+            return default
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    @property
+    def recorded(self) -> bool:
+        return not self._store_failed
+
+    def summary_line(self) -> str:
+        """One line for the cell output: id, status, duration, params, data hashed."""
+        duration = (self.ended_at or time.time()) - self.started_at
+        params = self.summary.get("params") or {}
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in list(params.items())[:4])
+        if len(params) > 4:
+            shown += f" (+{len(params) - 4})"
+        data = self.details.get("data") or []
+        hashed = sum(1 for d in data if d.get("hash"))
+        text = f"run {self.id[:8]} · {self.status} · {_duration(duration)}"
+        if shown:
+            text += f" · params: {shown}"
+        text += f" · data hashed: {hashed}" + (f"/{len(data)}" if hashed != len(data) else "")
+        if not self.recorded:
+            text += " · NOT RECORDED (see warning)"
+        elif self.warnings:
+            text += f" · {len(self.warnings)} capture warning(s): pykernel-ext runs show {self.id[:8]}"
+        return text
+
+
+_known_environments: set[str] = set()
+_hardware_cache: dict[str, Any] = {}
+
+
+def start_run(options: TrackOptions | None = None, context: RunContext | None = None,
+              settings: Settings | None = None, **start_kwargs: Any) -> Run:
+    """Create and start a run (raises only for user mistakes such as a missing --data path)."""
+    return Run(options or TrackOptions(), context or RunContext(), settings or Settings.from_env()).start(**start_kwargs)
+
+
+@contextlib.contextmanager
+def track(name: str | None = None, params: dict[str, Any] | None = None, *, data: list[str] | tuple = (),
+          metrics: list[str] | tuple = (), artifacts: list[str] | tuple = (), tags: dict[str, str] | None = None,
+          namespace: dict[str, Any] | None = None, code: str | None = None) -> Iterator[Run]:
+    """Track a block of a script as a run: `with pykernel_ext.track(name="train", params={...}) as run:`.
+
+    The block's own source is recorded (and hashed like a `%%track` cell with the same body). Reads of
+    globals are looked up in the caller's module namespace unless `namespace` is given.
+    """
+    caller = sys._getframe(2)
+    if code is None:
+        code = code_capture_block(caller.f_code.co_filename, caller.f_lineno)
+    context = RunContext(
+        kind="script", source=code or "", namespace=namespace if namespace is not None else caller.f_globals,
+        module_name=caller.f_globals.get("__name__", "__main__"),
+        notebook=os.environ.get(ENV_NOTEBOOK) or caller.f_code.co_filename,
+    )
+    options = TrackOptions(name=name, params=dict(params or {}), data=list(data), metrics=list(metrics),
+                           artifacts=list(artifacts), tags=dict(tags or {}))
+    run = start_run(options, context)
+    try:
+        yield run
+    except BaseException as exc:
+        run.finish(exc)
+        raise
+    run.finish(None)
+
+
+def code_capture_block(filename: str, lineno: int) -> str | None:
+    from .capture.code import with_block_source
+
+    return with_block_source(filename, lineno)
+
+
+def log(step: int | None = None, **values: Any) -> None:
+    """Log metrics to the active run: `pykernel_ext.log(loss=0.3, acc=0.9, step=epoch)`."""
+    run = active_run()
+    if run is None:
+        warnings.warn("pykernel_ext.log() called outside a tracked run; nothing was recorded. Put it in a "
+                      "%%track cell or a `with pykernel_ext.track():` block.", TrackingWarning, stacklevel=2)
+        return
+    run.log(step=step, **values)
+
+
+# ---- small helpers -----------------------------------------------------------------------------
+
+
+def _status_of(error: BaseException | None) -> str:
+    if error is None:
+        return "ok"
+    return "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+
+
+def _error_record(error: BaseException | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    remote_tb = getattr(error, "remote_traceback", None)
+    text = remote_tb or "".join(traceback.format_exception(type(error), error, _user_frames(error.__traceback__)))
+    return {"type": type(error).__name__, "message": str(error), "traceback": text}
+
+
+def _user_frames(tb):
+    # Our own frames (the magic, the cell executor) mark themselves with __tracebackhide__, as IPython does.
+    while tb is not None and "__tracebackhide__" in tb.tb_frame.f_locals:
+        tb = tb.tb_next
+    return tb
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:500]
+
+
+def _as_number(raw: Any) -> float | None:
+    if isinstance(raw, bool):
+        return float(raw)
+    try:
+        if hasattr(raw, "item") and getattr(raw, "ndim", 0) == 0:
+            raw = raw.item()  # numpy scalar or 0-d tensor
+        if isinstance(raw, (int, float)):
+            return float(raw)
+    except Exception:  # noqa: BLE001
+        return None
+    return None
+
+
+def _hardware_static() -> dict[str, Any]:
+    if not _hardware_cache:
+        from .capture.hardware import capture_hardware_static
+
+        _hardware_cache.update(capture_hardware_static())
+    return dict(_hardware_cache)
+
+
+def _start_git(settings: Settings):
+    from .capture.git import start_git_capture
+
+    return start_git_capture(os.getcwd(), diff_cap_bytes=settings.git_diff_cap_bytes)
+
+
+def _cost(duration: float, resources: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    from .capture.hardware import estimate_cost
+
+    gpus = len(resources.get("gpus_used") or []) if resources.get("gpu_available") else 0
+    return estimate_cost(duration, float(resources.get("cpu_seconds") or 0.0), gpus,
+                         settings.gpu_hour_price, settings.cpu_hour_price)
+
+
+_process_start: list[float] = []
+
+
+def _process_started_at() -> float | None:
+    if not _process_start:
+        try:
+            import psutil
+
+            _process_start.append(psutil.Process().create_time())
+        except Exception:  # noqa: BLE001
+            return None
+    return _process_start[0]
+
+
+def _default_parent() -> str | None:
+    outer = active_run()
+    return outer.id if outer else (os.environ.get(ENV_PARENT_RUN) or None)
+
+
+def _default_name(ctx: RunContext) -> str:
+    base = Path(ctx.notebook).stem if ctx.notebook else ctx.kind
+    return f"{base} [{ctx.execution_count}]" if ctx.execution_count is not None else base
+
+
+def _notebook_label(notebook: str | None, settings: Settings) -> str | None:
+    """Notebook path relative to the store's home when inside it (portable across machines)."""
+    if not notebook:
+        return None
+    return _relative_label(Path(notebook), settings.home)
+
+
+def _relative_label(path: Path, home: Path | None = None) -> str:
+    absolute = Path(path).resolve() if not Path(path).is_absolute() else Path(path)
+    base = home or Path.cwd()
+    try:
+        return absolute.relative_to(base).as_posix()
+    except ValueError:
+        return absolute.as_posix()
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
