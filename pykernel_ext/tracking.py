@@ -146,11 +146,13 @@ class Run:
             raise DataPathNotFound(missing[0])
         namespace = ctx.namespace if ctx.namespace is not None else {}
         self._analyze_code()
-        params = self._collect_params(namespace)
+        code = self._guard("code closure", lambda: self._code_record(namespace), {})
+        inputs_read = self._reads + tuple(code.get("globals_read", ()))
+        params = self._collect_params(namespace, inputs_read)
         self.details = {
-            "code": self._guard("code closure", lambda: self._code_record(namespace), {}),
+            "code": code,
             "data": self._guard("data hashes", lambda: inputs.hash_inputs(
-                self._reads, namespace, params, opts.data), []),
+                inputs_read, namespace, params, opts.data), []),
             "environment_summary": {},
             "hardware": self._guard("hardware", _hardware_static, {}),
             "cwd": os.getcwd(),
@@ -226,16 +228,18 @@ class Run:
 
     def _code_record(self, namespace: dict[str, Any]) -> dict[str, Any]:
         source = self.context.source
+        closure = code_capture.code_closure(self._reads, namespace, self.context.module_name)
         return {
             "source": source,
             "hash": code_capture.code_hash(source) if source else None,
-            "closure": code_capture.code_closure(self._reads, namespace, self.context.module_name),
+            "closure": closure.entries,
             "reads": list(self._reads),
             "writes": list(self._writes),
+            "globals_read": closure.globals_read,
         }
 
-    def _collect_params(self, namespace: dict[str, Any]) -> dict[str, Any]:
-        params = params_from_namespace(self._reads, namespace)
+    def _collect_params(self, namespace: dict[str, Any], reads: tuple[str, ...]) -> dict[str, Any]:
+        params = params_from_namespace(reads, namespace)
         papermill_names = papermill_parameter_names(self.context.notebook)
         params.update(params_from_namespace(papermill_names, namespace))
         params.update(params_from_environment())

@@ -168,13 +168,24 @@ def is_notebook_defined(obj: Any, module_name: str = "__main__") -> bool:
     return False
 
 
+@dataclass
+class CodeClosure:
+    """Notebook-defined functions/classes a cell reaches, and the other globals they read."""
+
+    entries: list[dict[str, Any]]
+    globals_read: list[str]
+
+
 def code_closure(reads: tuple[str, ...] | list[str], namespace: dict[str, Any],
-                 module_name: str = "__main__") -> list[dict[str, Any]]:
+                 module_name: str = "__main__") -> CodeClosure:
     """Source of the notebook-defined functions and classes reachable from `reads`, transitively.
 
     Each entry: name, kind ("function" | "class"), source, hash; or an `error` when no source exists.
+    `globals_read` lists the namespace names those functions read (a learning rate a training function
+    uses is a parameter of the cell that calls it).
     """
     seen: dict[str, dict[str, Any]] = {}
+    globals_read: dict[str, None] = {}
     pending = [n for n in reads if n in namespace]
     while pending:
         name = pending.pop(0)
@@ -184,10 +195,12 @@ def code_closure(reads: tuple[str, ...] | list[str], namespace: dict[str, Any],
         obj = inspect.unwrap(obj) if isinstance(obj, types.FunctionType) else obj
         if not is_notebook_defined(obj, module_name):
             continue
-        entry = _closure_entry(name, obj)
-        seen[name] = entry
-        pending.extend(g for g in _global_names_used(obj) if g not in seen and g in namespace)
-    return list(seen.values())
+        seen[name] = _closure_entry(name, obj)
+        for used in _global_names_used(obj):
+            if used in namespace and used not in seen:
+                pending.append(used)
+                globals_read.setdefault(used)
+    return CodeClosure(list(seen.values()), [g for g in globals_read if g not in seen and g not in reads])
 
 
 def _closure_entry(name: str, obj: Any) -> dict[str, Any]:

@@ -27,7 +27,8 @@ SORTABLE = {"started_at", "ended_at", "duration_s", "name", "status", "kind", "n
 # Columns a list view reads; never the details or metric series.
 SUMMARY_COLUMNS = (
     "id, parent_id, kind, name, status, notebook, cell_id, execution_count, started_at, ended_at, "
-    "duration_s, code_hash, host, error_type, error_message, cost_usd, params_json, metrics_json, tags_json, reproduces"
+    "duration_s, code_hash, host, error_type, error_message, cost_usd, params_json, metrics_json, tags_json, "
+    "reproduces, updated_at"
 )
 
 
@@ -134,6 +135,7 @@ class RunStore:
         row = _summary_row(summary)
         row.setdefault("status", "running")
         row.setdefault("owner_host", socket.gethostname())
+        row["updated_at"] = time.time()
         with self.transaction() as conn:
             _insert(conn, "runs", row)
             conn.execute("INSERT INTO run_details VALUES (?, ?)", (row["id"], _dumps(details)))
@@ -151,6 +153,7 @@ class RunStore:
         """Write a run's outcome in one transaction: summary, details, series, artifacts, GPU samples."""
         row = _summary_row(summary)
         row.pop("id", None)
+        row["updated_at"] = time.time()
         with self.transaction() as conn:
             if row:
                 sets = ", ".join(f"{k} = ?" for k in row)
@@ -213,9 +216,9 @@ class RunStore:
         with self.transaction() as conn:
             for r in dead:
                 conn.execute(
-                    "UPDATE runs SET status = 'interrupted', ended_at = ?, duration_s = ?, error_type = ?, "
-                    "error_message = ? WHERE id = ? AND status = 'running'",
-                    (now, now - r["started_at"], "ProcessEnded",
+                    "UPDATE runs SET status = 'interrupted', ended_at = ?, updated_at = ?, duration_s = ?, "
+                    "error_type = ?, error_message = ? WHERE id = ? AND status = 'running'",
+                    (now, now, now - r["started_at"], "ProcessEnded",
                      f"the process that ran it (pid {r['owner_pid']} on {host}) ended before the run finished: "
                      "the kernel was killed, restarted or crashed", r["id"]),
                 )
@@ -280,6 +283,12 @@ class RunStore:
             "SELECT id FROM runs WHERE parent_id = ? ORDER BY started_at", (run_id,))]
         return run
 
+    def runs_changed_since(self, since: float, limit: int = 500) -> list[dict[str, Any]]:
+        """Summaries of runs created or updated after `since` (epoch seconds), oldest change first."""
+        rows = self._read(f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE updated_at > ? ORDER BY updated_at LIMIT ?",
+                          (since, limit))
+        return [_summary_out(r) for r in rows]
+
     def get_runs(self, refs: list[str]) -> list[dict[str, Any]]:
         return [self.get_run(ref) for ref in refs]
 
@@ -313,7 +322,7 @@ _JSON_COLUMNS = {"params": "params_json", "metrics": "metrics_json", "tags": "ta
 _COLUMNS = {
     "id", "parent_id", "kind", "name", "status", "notebook", "cell_id", "execution_count", "started_at", "ended_at",
     "duration_s", "code_hash", "environment_id", "host", "owner_host", "owner_pid", "owner_started_at",
-    "error_type", "error_message", "cost_usd", "reproduces",
+    "error_type", "error_message", "cost_usd", "reproduces", "updated_at",
 }
 
 

@@ -38,8 +38,10 @@ def _m001_initial(conn: sqlite3.Connection) -> None:
             params_json TEXT NOT NULL DEFAULT '{}',
             metrics_json TEXT NOT NULL DEFAULT '{}',
             tags_json TEXT NOT NULL DEFAULT '{}',
-            reproduces TEXT
+            reproduces TEXT,
+            updated_at REAL NOT NULL
         );
+        CREATE INDEX runs_updated ON runs(updated_at);
         -- the process that writes a run (the driver) owns it; a run whose owner died is `interrupted`
         CREATE INDEX runs_running ON runs(status) WHERE status = 'running';
         CREATE INDEX runs_started ON runs(started_at DESC);

@@ -1,0 +1,107 @@
+"""Comparison of runs: parameters, data hashes, code, environment and metrics side by side.
+
+The CLI's `runs diff`, the server's compare endpoint and `reproduce` all read this one structure.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from .store import RunStore
+
+
+def compare_runs(store: RunStore, refs: list[str]) -> dict[str, Any]:
+    """Compare two or more runs (ids or unique prefixes); the first is the baseline for diffs."""
+    if len(refs) < 2:
+        raise ValueError("compare needs at least two runs")
+    runs = store.get_runs(refs)
+    environments = [store.environment(r.get("environment_id")) or {} for r in runs]
+    return {
+        "runs": [_summary(r) for r in runs],
+        "params": _side_by_side([r.get("params") or {} for r in runs]),
+        "metrics": _side_by_side([r.get("metrics") or {} for r in runs]),
+        "metric_series": {key: [r["metric_series"].get(key) for r in runs]
+                          for key in sorted({k for r in runs for k in r["metric_series"]})},
+        "data": _side_by_side([_data_hashes(r) for r in runs]),
+        "outputs": _side_by_side([_output_hashes(r) for r in runs]),
+        "code": _code_comparison(runs),
+        "environment": _environment_comparison(environments),
+        "git": [(r.get("git") or {}).get("commit") for r in runs],
+    }
+
+
+def runs_differ(comparison: dict[str, Any], tolerance: float = 0.0) -> list[str]:
+    """Plain-language reasons two compared runs differ (empty when they agree within `tolerance`)."""
+    reasons = []
+    if comparison["params"]["different"]:
+        reasons.append("parameters differ: " + ", ".join(comparison["params"]["different"]))
+    if comparison["data"]["different"]:
+        reasons.append("data differs: " + ", ".join(comparison["data"]["different"]))
+    if not comparison["code"]["same"]:
+        reasons.append("code differs")
+    for key, values in comparison["metrics"]["values"].items():
+        numbers = [v for v in values if isinstance(v, (int, float))]
+        if len(numbers) != len(values):
+            reasons.append(f"metric {key} is missing in some runs")
+        elif numbers and max(numbers) - min(numbers) > tolerance * max(1.0, max(abs(n) for n in numbers)):
+            reasons.append(f"metric {key} differs: {', '.join(_fmt(v) for v in values)}")
+    return reasons
+
+
+def _summary(run: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "name", "kind", "status", "notebook", "started_at", "duration_s", "code_hash", "error_type")
+    return {k: run.get(k) for k in keys}
+
+
+def _side_by_side(mappings: list[dict[str, Any]]) -> dict[str, Any]:
+    names = sorted({k for m in mappings for k in m})
+    values = {name: [m.get(name) for m in mappings] for name in names}
+    different = [name for name, vals in values.items() if any(v != vals[0] for v in vals[1:])]
+    return {"names": names, "values": values, "different": different}
+
+
+def _data_hashes(run: dict[str, Any]) -> dict[str, Any]:
+    return {d["name"]: d.get("hash") or f"(unhashed: {d.get('error')})" for d in run.get("data") or []}
+
+
+def _output_hashes(run: dict[str, Any]) -> dict[str, Any]:
+    return {o["name"]: o.get("hash") or o.get("value") for o in run.get("outputs") or [] if "name" in o}
+
+
+def _code_text(run: dict[str, Any]) -> str:
+    code = run.get("code") or {}
+    parts = [code.get("source") or ""]
+    for entry in code.get("closure") or []:
+        parts.append(f"\n# --- {entry.get('kind')} {entry.get('name')} (notebook-defined)\n{entry.get('source') or ''}")
+    return "".join(parts)
+
+
+def _code_comparison(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    texts = [_code_text(r) for r in runs]
+    base = texts[0].splitlines(keepends=True)
+    diffs = []
+    for run, text in zip(runs[1:], texts[1:]):
+        diff = difflib.unified_diff(base, text.splitlines(keepends=True),
+                                    fromfile=f"run {runs[0]['id'][:8]}", tofile=f"run {run['id'][:8]}")
+        diffs.append("".join(diff))
+    hashes = [r.get("code_hash") for r in runs]
+    return {"hashes": hashes, "same": all(t == texts[0] for t in texts), "diffs": diffs}
+
+
+def _environment_comparison(envs: list[dict[str, Any]]) -> dict[str, Any]:
+    fields = {
+        "python": [(e.get("python") or {}).get("version") for e in envs],
+        "platform": [e.get("platform") for e in envs],
+        "host": [e.get("hostname") for e in envs],
+        "torch": [(e.get("torch") or {}).get("version") for e in envs],
+    }
+    changed = {k: v for k, v in fields.items() if any(x != v[0] for x in v[1:])}
+    packages = [e.get("packages") or {} for e in envs]
+    names = sorted({n for p in packages for n in p})
+    package_changes = {n: [p.get(n) for p in packages] for n in names
+                       if any(p.get(n) != packages[0].get(n) for p in packages[1:])}
+    return {"fields": fields, "changed": changed, "packages_changed": package_changes}
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
