@@ -97,7 +97,7 @@ class TrackMagics(Magics):
             raise UsageError(str(exc)) from None
         error: BaseException | None = None
         try:
-            execute_cell(self.shell, cell)
+            execute_cell(self.shell, cell, header=f"%%track {line}".rstrip())
         except BaseException as exc:
             error = exc
             raise
@@ -116,19 +116,23 @@ class TrackMagics(Magics):
             python_source = cell
         return RunContext(
             kind=kind, source=cell, python_source=python_source, namespace=shell.user_ns,
-            notebook=notebook_path(shell), cell_id=_cell_id(shell), execution_count=shell.execution_count,
+            notebook=notebook_path(shell), cell_id=_cell_id(shell), execution_count=_cell_number(shell),
         )
 
 
-def execute_cell(shell: Any, cell: str) -> None:
+def execute_cell(shell: Any, cell: str, header: str = "") -> None:
     """Run a cell in the user's namespace as IPython would: magics and `!` lines work, the last
-    expression is displayed, and an exception propagates with the cell's own line numbers."""
+    expression is displayed (unless the cell ends in `;`), and an exception propagates with line numbers
+    of the cell as the user sees it, `header` (the `%%track ...` line) being line 1."""
     __tracebackhide__ = True  # noqa: F841
     transformed = shell.transform_cell(cell)
-    filename = shell.compile.cache(transformed, shell.execution_count, raw_code=cell)
-    tree = shell.transform_ast(shell.compile.ast_parse(transformed, filename=filename))
+    shown = f"{header}\n{cell}" if header else cell
+    # One leading newline per header line keeps the compiled line numbers equal to the displayed ones.
+    offset = "\n" * (shown.count("\n") - cell.count("\n"))
+    filename = shell.compile.cache(offset + transformed, shell.execution_count, raw_code=shown)
+    tree = shell.transform_ast(shell.compile.ast_parse(offset + transformed, filename=filename))
     body, last = tree.body, None
-    if body and isinstance(body[-1], ast.Expr):
+    if body and isinstance(body[-1], ast.Expr) and not shell.displayhook.semicolon_at_end_of_expression(transformed):
         body, last = body[:-1], body[-1]
     flags = shell.compile.flags
     if body:
@@ -148,6 +152,15 @@ def notebook_path(shell: Any) -> str | None:
         if isinstance(candidate, str) and candidate:
             return candidate
     return None
+
+
+def _cell_number(shell: Any) -> int | None:
+    # The In[n] number of the running cell. IPython 9 increments execution_count before the cell runs
+    # and 8 after, but both store the input first, so the cell is the last entry of `In`.
+    history = shell.user_ns.get("In")
+    if isinstance(history, list) and len(history) > 1:
+        return len(history) - 1
+    return shell.execution_count
 
 
 def _cell_id(shell: Any) -> str | None:

@@ -22,7 +22,12 @@ from typing import Any, Iterator
 
 from .capture import code as code_capture
 from .capture import inputs, outputs
-from .capture.params import params_from_environment, papermill_parameter_names, params_from_namespace
+from .capture.params import (
+    injected_parameter_names,
+    papermill_parameter_names,
+    params_from_environment,
+    params_from_namespace,
+)
 from .capture.streams import OutputCapture
 from .config import Settings
 from .errors import DataPathNotFound, PykernelExtError
@@ -240,7 +245,8 @@ class Run:
 
     def _collect_params(self, namespace: dict[str, Any], reads: tuple[str, ...]) -> dict[str, Any]:
         params = params_from_namespace(reads, namespace)
-        papermill_names = papermill_parameter_names(self.context.notebook)
+        papermill_names = papermill_parameter_names(self.context.notebook) + injected_parameter_names(
+            namespace.get("In") if self.context.kind == "cell" else None)
         params.update(params_from_namespace(papermill_names, namespace))
         params.update(params_from_environment())
         for name in self.options.param_names:
@@ -269,9 +275,9 @@ class Run:
             "torch": env.get("torch"), "packages": len(env.get("packages") or {}),
         }
         store = self._store()
-        if store is not None and env_id not in _known_environments:
+        if store is not None and (store.store_dir, env_id) not in _known_environments:
             store.put_environment(env_id, env)
-            _known_environments.add(env_id)
+            _known_environments.add((store.store_dir, env_id))
         return env_id
 
     def _start_sampler(self):
@@ -384,7 +390,7 @@ class Run:
         return text
 
 
-_known_environments: set[str] = set()
+_known_environments: set[tuple[Path, str]] = set()  # (store folder, environment id) already written
 _hardware_cache: dict[str, Any] = {}
 
 

@@ -116,14 +116,33 @@ def _parameter_names_in(path: Path) -> tuple[str, ...]:
             continue
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else source
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            targets = node.targets if isinstance(node, ast.Assign) else (
-                [node.target] if isinstance(node, ast.AnnAssign) else [])
-            for target in targets:
-                if isinstance(target, ast.Name):
-                    names.setdefault(target.id)
+        names.update(dict.fromkeys(_assigned_names(source)))
     return tuple(names)
+
+
+_INJECTED_MARKER = "# Parameters"  # the first line papermill's Python translator writes
+
+
+def injected_parameter_names(history: list[str] | None) -> tuple[str, ...]:
+    """Names assigned by a papermill-injected parameters cell found in the kernel's input history.
+
+    Works when the kernel does not know its notebook's path (a plain `papermill` run).
+    """
+    names: dict[str, None] = {}
+    for source in history or ():
+        if isinstance(source, str) and source.lstrip().startswith(_INJECTED_MARKER):
+            names.update(dict.fromkeys(_assigned_names(source)))
+    return tuple(names)
+
+
+def _assigned_names(source: str) -> list[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        found += [t.id for t in targets if isinstance(t, ast.Name)]
+    return found

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import sqlite3
 import threading
@@ -20,14 +21,17 @@ from .blobs import BlobStore
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 DB_FILENAME = "runs.sqlite"
-BUSY_TIMEOUT_MS = 60_000
+# How long a write waits for another process's transaction. Writes are short, so waiting longer means
+# something holds the store (a stuck process); a tracked cell then runs on unrecorded after one warning.
+ENV_BUSY_TIMEOUT_MS = "PYKERNEL_EXT_BUSY_TIMEOUT_MS"
+DEFAULT_BUSY_TIMEOUT_MS = 15_000
 STATUSES = ("running", "ok", "failed", "interrupted")
 SORTABLE = {"started_at", "ended_at", "duration_s", "name", "status", "kind", "notebook", "cost_usd"}
 
 # Columns a list view reads; never the details or metric series.
 SUMMARY_COLUMNS = (
     "id, parent_id, kind, name, status, notebook, cell_id, execution_count, started_at, ended_at, "
-    "duration_s, code_hash, host, error_type, error_message, cost_usd, params_json, metrics_json, tags_json, "
+    "duration_s, code_hash, environment_id, host, error_type, error_message, cost_usd, params_json, metrics_json, tags_json, "
     "reproduces, updated_at"
 )
 
@@ -56,10 +60,11 @@ class RunStore:
             raise StoreError(f"cannot create the run store folder {store_dir}: {exc.strerror}; "
                              f"set PYKERNEL_EXT_HOME to a writable folder") from exc
         db_path = store_dir / DB_FILENAME
+        busy_ms = _busy_timeout_ms()
         try:
-            conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            conn = sqlite3.connect(db_path, timeout=busy_ms / 1000, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -108,7 +113,10 @@ class RunStore:
         with self._lock:
             outer = self._depth == 0
             name = f"sp{self._depth}"
-            self._conn.execute("BEGIN IMMEDIATE" if outer else f"SAVEPOINT {name}")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE" if outer else f"SAVEPOINT {name}")
+            except sqlite3.DatabaseError as exc:
+                raise _explain_open_error(self.db_path, exc) from exc
             self._depth += 1
             try:
                 yield self._conn
@@ -391,6 +399,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
+def _busy_timeout_ms() -> int:
+    raw = os.environ.get(ENV_BUSY_TIMEOUT_MS, "")
+    return int(raw) if raw.isdigit() else DEFAULT_BUSY_TIMEOUT_MS
+
+
 def _process_alive(pid: int | None, started_at: float | None) -> bool:
     if not pid:
         return False
@@ -407,7 +420,7 @@ def _process_alive(pid: int | None, started_at: float | None) -> bool:
 def _explain_open_error(db_path: Path, exc: sqlite3.DatabaseError) -> StoreError:
     text = str(exc)
     if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
-        return StoreError(f"the run store {db_path} stayed locked for {BUSY_TIMEOUT_MS // 1000} s by another "
+        return StoreError(f"the run store {db_path} stayed locked for {_busy_timeout_ms() / 1000:g} s by another "
                           "process; close whatever holds it (a stuck kernel?) and try again")
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return StoreError(f"the run store {db_path} is corrupt ({text}): move it aside "

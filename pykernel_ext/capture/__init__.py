@@ -1,0 +1,1 @@
+"""What a run records: code closure, parameters, data hashes, environment, git state and hardware."""

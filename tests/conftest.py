@@ -1,0 +1,55 @@
+"""Shared fixtures: a private store per test, and a real IPython shell with the extension loaded."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def store_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh PYKERNEL_EXT_HOME (and working folder) so every test has its own store."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("PYKERNEL_EXT_HOME", str(home))
+    monkeypatch.chdir(home)
+    for name in ("PYKERNEL_EXT_NOTEBOOK", "PYKERNEL_EXT_PARENT_RUN", "PYKERNEL_EXT_PARAMS", "JPY_SESSION_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
+def store(store_home: Path):
+    from pykernel_ext.store import RunStore
+
+    with RunStore.open(store_home / ".pykernel_ext") as opened:
+        yield opened
+
+
+@pytest.fixture
+def shell(store_home: Path):
+    """The real IPython InteractiveShell, extension loaded, namespace emptied between tests."""
+    from IPython.testing.globalipapp import get_ipython
+
+    ip = get_ipython()  # starts the shared test shell on first use
+    ip.reset(new_session=False)
+    ip.run_line_magic("load_ext", "pykernel_ext")
+    yield ip
+    ip.reset(new_session=False)
+
+
+def run_cell(ip, source: str):
+    """Run a cell in the shell and return IPython's ExecutionResult."""
+    return ip.run_cell(source, store_history=True)
+
+
+def cli(*args: str, env: dict | None = None, cwd: str | os.PathLike | None = None):
+    """Run the real `pykernel-ext` command in a subprocess; returns CompletedProcess."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "pykernel_ext.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=120)

@@ -1,0 +1,279 @@
+"""`%%track` in a real IPython shell: the cell behaves as untracked, and the run records what it should."""
+from __future__ import annotations
+
+import json
+import subprocess
+import warnings
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+
+from conftest import run_cell
+from pykernel_ext.store import RunStore
+
+
+def only_run(home: Path) -> dict:
+    with RunStore.open(home / ".pykernel_ext") as s:
+        rows, total = s.list_runs(limit=10)
+        assert total == 1, f"expected one run, found {total}"
+        run = s.get_run(rows[0]["id"])
+        run["environment"] = s.environment(run["environment_id"])
+        return run
+
+
+def all_runs(home: Path) -> list[dict]:
+    with RunStore.open(home / ".pykernel_ext") as s:
+        rows, _ = s.list_runs(limit=100, descending=False)
+        return [s.get_run(r["id"]) for r in rows]
+
+
+def test_cell_behaves_as_untracked_and_is_recorded(shell, store_home, capsys):
+    run_cell(shell, "lr = 0.01\nepochs = 3\nunused = 'x'")
+    result = run_cell(shell, "%%track --name first\ntotal = lr * epochs\nprint('training')\ntotal * 2")
+    assert result.success and result.result == pytest.approx(0.06)
+    assert shell.user_ns["total"] == pytest.approx(0.03)
+    out = capsys.readouterr().out
+    assert "training" in out and "run " in out and "· ok ·" in out
+    run = only_run(store_home)
+    assert run["status"] == "ok" and run["name"] == "first" and run["kind"] == "cell"
+    assert run["params"] == {"lr": 0.01, "epochs": 3}  # `unused` is not read, so not a parameter
+    assert run["code"]["source"].startswith("total = lr * epochs")
+    assert run["execution_count"] == shell.execution_count - 1
+    assert [o["name"] for o in run["outputs"]] == ["total"]
+    assert run["outputs"][0]["value"] == pytest.approx(0.03)
+    assert run["duration_s"] >= 0 and run["ended_at"] >= run["started_at"]
+
+
+def test_stdout_and_stderr_are_shown_live_and_stored(shell, store_home, capsys):
+    run_cell(shell, "%%track\nimport sys\nprint('to out')\nprint('to err', file=sys.stderr)")
+    captured = capsys.readouterr()
+    assert "to out" in captured.out and "to err" in captured.err
+    run = only_run(store_home)
+    with RunStore.open(store_home / ".pykernel_ext") as s:
+        assert s.blobs.read_text(run["logs"]["stdout_blob"]) == "to out\n"
+        assert s.blobs.read_text(run["logs"]["stderr_blob"]) == "to err\n"
+
+
+def test_exception_reaches_the_user_and_run_is_failed(shell, store_home, capsys):
+    run_cell(shell, "x = 1")
+    result = run_cell(shell, "%%track\nx = 2\ny = 1 / 0\nz = 3")
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    assert shell.user_ns["x"] == 2 and "z" not in shell.user_ns  # as an untracked cell would leave it
+    out = capsys.readouterr().out
+    assert "ZeroDivisionError" in out and "----> 3 y = 1 / 0" in out
+    run = only_run(store_home)
+    assert run["status"] == "failed" and run["error_type"] == "ZeroDivisionError"
+    assert run["error"]["message"] == "division by zero"
+    assert "y = 1 / 0" in run["error"]["traceback"] and "magics.py" not in run["error"]["traceback"]
+
+
+def test_keyboard_interrupt_records_interrupted(shell, store_home):
+    result = run_cell(shell, "%%track\nraise KeyboardInterrupt")
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert only_run(store_home)["status"] == "interrupted"
+
+
+def test_last_expression_and_rich_display_work(shell, store_home):
+    shell.display_pub.clear_output = lambda *a, **k: None
+    result = run_cell(shell, "%%track\nfrom IPython.display import display, HTML\ndisplay(HTML('<b>x</b>'))\n41 + 1")
+    assert result.success and result.result == 42
+    result = run_cell(shell, "%%track\n41 + 1;")
+    assert result.success and result.result is None  # a trailing semicolon still silences the value
+
+
+def test_line_magics_and_shell_escapes_inside_the_cell(shell, store_home):
+    result = run_cell(shell, "%%track\nfiles = !echo hello\n%time value = 5")
+    assert result.success and shell.user_ns["value"] == 5 and list(shell.user_ns["files"]) == ["hello"]
+    assert only_run(store_home)["code"]["source"].startswith("files = !echo hello")
+
+
+def test_code_closure_follows_notebook_functions_transitively(shell, store_home):
+    run_cell(shell, "import math\nscale = 2.0\ndef inner(v):\n    return math.sqrt(v) * scale\n"
+                    "def outer(v):\n    return inner(v) + 1\nclass Model:\n    def forward(self, v):\n"
+                    "        return outer(v)\ndef unrelated():\n    return 0\n")
+    run_cell(shell, "%%track\nresult = Model().forward(16)")
+    run = only_run(store_home)
+    names = {e["name"]: e for e in run["code"]["closure"]}
+    assert set(names) == {"Model", "outer", "inner"}
+    assert "math.sqrt(v) * scale" in names["inner"]["source"] and names["Model"]["kind"] == "class"
+    assert run["params"] == {"scale": 2.0}  # read through the closure, so a parameter of this cell
+
+
+def test_explicit_params_and_tags(shell, store_home):
+    run_cell(shell, "config = {'layers': [64, 32], 'act': 'relu'}\nbig = list(range(10000))\nseed = 7")
+    run_cell(shell, "%%track --params big,seed --tag team=vision stage=dev\nn = len(config['layers'])")
+    run = only_run(store_home)
+    assert run["params"]["config"] == {"layers": [64, 32], "act": "relu"}
+    assert run["params"]["seed"] == 7
+    assert run["params"]["big"].startswith("[0, 1, 2")  # too big for JSON: its repr, clipped
+    assert run["tags"] == {"team": "vision", "stage": "dev"}
+
+
+def test_papermill_injected_parameters_are_parameters(shell, store_home):
+    run_cell(shell, "# Parameters\nepochs = 5\nmodel_name = 'resnet'\n")
+    run_cell(shell, "%%track\nprint('no parameter read here')")
+    assert only_run(store_home)["params"] == {"epochs": 5, "model_name": "resnet"}
+
+
+def test_parameters_cell_of_the_notebook_counts(shell, store_home, monkeypatch):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("batch = 64\nlr = 0.1")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell]
+    nbformat.write(nb, store_home / "train.ipynb")
+    monkeypatch.setenv("JPY_SESSION_NAME", str(store_home / "train.ipynb"))
+    run_cell(shell, "batch = 64\nlr = 0.1")
+    run_cell(shell, "%%track\nz = 1")
+    run = only_run(store_home)
+    assert run["params"] == {"batch": 64, "lr": 0.1}
+    assert run["notebook"] == "train.ipynb" and run["name"].startswith("train [")
+
+
+def test_in_memory_data_is_hashed(shell, store_home):
+    run_cell(shell, "import numpy as np, pandas as pd, torch\nX = np.arange(12.0).reshape(3, 4)\n"
+                    "df = pd.DataFrame({'a': [1, 2]})\nt = torch.ones(3)\nnet = torch.nn.Linear(2, 1)\nraw = b'abc'\n"
+                    "weird = np.array([object()], dtype=object)")
+    run_cell(shell, "%%track\ns = X.sum() + df.a.sum() + t.sum().item() + net.weight.shape[0] + len(raw) + len(weird)")
+    run = only_run(store_home)
+    data = {d["name"]: d for d in run["data"]}
+    assert set(data) == {"X", "df", "t", "net", "raw", "weird"}
+    for name in ("X", "df", "t", "net", "raw"):
+        assert len(data[name]["hash"]) == 64, name
+    assert data["weird"]["hash"] is None and data["weird"]["error"]  # unhashable: recorded with its reason
+    run_cell(shell, "X[0, 0] = 99")
+    run_cell(shell, "%%track\ns = X.sum() + df.a.sum() + t.sum().item() + net.weight.shape[0] + len(raw) + len(weird)")
+    second = {d["name"]: d for d in all_runs(store_home)[1]["data"]}
+    assert second["X"]["hash"] != data["X"]["hash"] and second["df"]["hash"] == data["df"]["hash"]
+
+
+def test_data_files_folders_and_path_parameters(shell, store_home):
+    (store_home / "train.csv").write_text("a,b\n1,2\n")
+    folder = store_home / "images"
+    folder.mkdir()
+    (folder / "1.txt").write_text("one")
+    run_cell(shell, "labels = 'train.csv'")
+    run_cell(shell, "%%track --data images\nimport os\nrows = open(labels).read().count('\\n')")
+    run = only_run(store_home)
+    data = {d["source"]: d for d in run["data"]}
+    assert data["--data"]["kind"] == "folder" and len(data["--data"]["hash"]) == 64
+    assert data["param labels"]["kind"] == "file" and data["param labels"]["size"] == 8
+
+
+def test_missing_data_path_fails_before_the_cell_runs(shell, store_home):
+    result = run_cell(shell, "%%track --data nowhere.csv\nran = True")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "nowhere.csv" in str(result.error_in_exec) and "does not exist" in str(result.error_in_exec)
+    assert "ran" not in shell.user_ns
+    assert not (store_home / ".pykernel_ext" / "runs.sqlite").exists() or all_runs(store_home) == []
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("--bogus", "unrecognized arguments: --bogus"),
+    ("--tag novalue", "is not KEY=VALUE"),
+    ("--params 'a b'", "is not a Python name"),
+    ("--name 'unclosed", "check the quotes"),
+    ("--metrics", "expected one argument"),
+])
+def test_malformed_options_raise_usage_errors_with_usage(shell, store_home, line, expected):
+    result = run_cell(shell, f"%%track {line}\nran = True")
+    error = result.error_in_exec
+    assert isinstance(error, UsageError) and expected in str(error) and "usage: %%track" in str(error)
+    assert "ran" not in shell.user_ns
+
+
+def test_metrics_logged_and_named(shell, store_home):
+    run_cell(shell, "import pykernel_ext")
+    run_cell(shell, "%%track --metrics accuracy\nfor epoch in range(3):\n"
+                    "    pykernel_ext.log(loss=1.0 / (epoch + 1), step=epoch * 10)\naccuracy = 0.9")
+    run = only_run(store_home)
+    assert run["metrics"] == {"loss": pytest.approx(1 / 3), "accuracy": 0.9}
+    assert run["metric_series"]["loss"]["steps"] == [0, 10, 20]
+    assert run["metric_series"]["loss"]["values"] == pytest.approx([1.0, 0.5, 1 / 3])
+
+
+def test_non_numeric_metric_is_a_warning_not_an_error(shell, store_home):
+    run_cell(shell, "import pykernel_ext")
+    result = run_cell(shell, "%%track\npykernel_ext.log(note='text', loss=1)")
+    assert result.success
+    run = only_run(store_home)
+    assert run["metrics"] == {"loss": 1.0} and any("note" in w for w in run["warnings"])
+
+
+def test_artifacts_are_stored_content_addressed(shell, store_home):
+    run_cell(shell, "%%track --artifacts 'out/**/*.bin'\nimport os\nos.makedirs('out/sub', exist_ok=True)\n"
+                    "open('out/sub/model.bin', 'wb').write(b'weights')")
+    run = only_run(store_home)
+    assert [a["path"] for a in run["artifacts"]] == ["out/sub/model.bin"]
+    with RunStore.open(store_home / ".pykernel_ext") as s:
+        assert s.blobs.read_bytes(run["artifacts"][0]["blob"]) == b"weights"
+
+
+def test_environment_hardware_and_cost(shell, store_home):
+    run_cell(shell, "%%track\na = 1")
+    run_cell(shell, "%%track\nb = 2")
+    first, second = all_runs(store_home)
+    assert first["environment_id"] == second["environment_id"]  # stored once per distinct environment
+    env = only_environment(store_home)
+    assert env["packages"]["ipython"] and env["python"]
+    gpu = first["hardware"]["gpu"]
+    assert gpu["available"] is False and gpu["reason"]  # this machine has no GPU: an explicit state
+    assert first["resources"]["peak_rss_bytes"] > 0
+    assert first["cost"]["usd"] >= 0 and first["cost"]["gpu_hours"] == 0
+
+
+def only_environment(home: Path) -> dict:
+    with RunStore.open(home / ".pykernel_ext") as s:
+        blob = s._conn.execute("SELECT blob FROM environments").fetchall()
+        assert len(blob) == 1
+        return json.loads(s.blobs.read_text(blob[0][0]))
+
+
+def test_git_state_is_recorded(shell, store_home):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q"], cwd=store_home, check=True)
+    (store_home / "train.py").write_text("print(1)\n")
+    subprocess.run(git + ["add", "train.py"], cwd=store_home, check=True)
+    subprocess.run(git + ["commit", "-qm", "init"], cwd=store_home, check=True)
+    (store_home / "train.py").write_text("print(2)\n")
+    run_cell(shell, "%%track\nq = 1")
+    from pykernel_ext.capture.git import start_git_capture
+
+    start_git_capture(str(store_home)).result(timeout=30)  # the same single-thread executor: ours is done
+    run = only_run(store_home)
+    assert len(run["git"]["commit"]) == 40 and run["git"]["dirty"] is True
+    assert "+print(2)" in run["git"]["diff"]
+
+
+def test_unwritable_store_warns_once_and_keeps_results(shell, store_home, monkeypatch, capsys):
+    blocker = store_home / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("PYKERNEL_EXT_HOME", str(blocker / "inside"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_cell(shell, "%%track\nkept = 123\nkept")
+    assert result.success and result.result == 123 and shell.user_ns["kept"] == 123
+    messages = [str(w.message) for w in caught if "not recorded" in str(w.message)]
+    assert len(messages) == 1 and "PYKERNEL_EXT_HOME" in messages[0]
+    assert "NOT RECORDED" in capsys.readouterr().out
+
+
+def test_corrupt_store_warns_and_the_cell_still_runs(shell, store_home):
+    folder = store_home / ".pykernel_ext"
+    folder.mkdir()
+    (folder / "runs.sqlite").write_bytes(b"garbage" * 1000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_cell(shell, "%%track\nvalue = 'still here'")
+    assert result.success and shell.user_ns["value"] == "still here"
+    assert any("corrupt" in str(w.message) for w in caught)
+    assert (folder / "runs.sqlite").read_bytes().startswith(b"garbage")  # nothing of the user's is lost
+
+
+def test_failing_capture_never_breaks_the_cell(shell, store_home):
+    run_cell(shell, "class Weird:\n    def __getattr__(self, name):\n        raise RuntimeError('no')\nw = Weird()")
+    result = run_cell(shell, "%%track\nout = type(w).__name__")
+    assert result.success and shell.user_ns["out"] == "Weird"
+    assert only_run(store_home)["status"] == "ok"
