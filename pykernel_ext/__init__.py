@@ -35,6 +35,7 @@ def active_run():
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext pykernel_ext`: registers %%track (and %%remote)."""
-    from . import magics
+    from . import magics, tracking
 
     magics.register(ipython)
+    tracking.warm_up()

@@ -1,0 +1,94 @@
+"""`%%track` in a real ipykernel driven over ZMQ, as JupyterLab drives it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+from conftest import cli
+
+
+@pytest.fixture
+def kernel(store_home: Path):
+    env = {**os.environ, "PYKERNEL_EXT_HOME": str(store_home), "JPY_SESSION_NAME": str(store_home / "nb.ipynb")}
+    manager, client = start_new_kernel(kernel_name="python3", env=env, cwd=str(store_home))
+    try:
+        yield manager, client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def execute(client, code: str, cell_id: str | None = None, timeout: float = 60) -> tuple[dict, list[dict]]:
+    """Send an execute_request (with JupyterLab's cellId metadata) and collect its iopub messages."""
+    msg = client.session.msg("execute_request", {"code": code, "silent": False, "store_history": True,
+                                                 "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+    if cell_id:
+        msg["metadata"]["cellId"] = cell_id
+    client.shell_channel.send(msg)
+    msg_id = msg["header"]["msg_id"]
+    outputs = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        io = client.get_iopub_msg(timeout=timeout)
+        if io["parent_header"].get("msg_id") != msg_id:
+            continue
+        if io["msg_type"] == "status" and io["content"]["execution_state"] == "idle":
+            break
+        outputs.append(io)
+    reply = client.get_shell_msg(timeout=timeout)
+    return reply["content"], outputs
+
+
+def test_tracked_cell_in_a_kernel_records_cell_id_notebook_and_shows_a_widget(kernel, store_home):
+    _, client = kernel
+    reply, _ = execute(client, "%load_ext pykernel_ext\nlr = 0.5")
+    assert reply["status"] == "ok"
+    reply, outputs = execute(client, "%%track --name k\nprint('hi')\ny = lr * 2", cell_id="cell-abc")
+    assert reply["status"] == "ok"
+    streams = "".join(o["content"]["text"] for o in outputs if o["msg_type"] == "stream")
+    assert "hi" in streams
+    displays = [o["content"]["data"] for o in outputs if o["msg_type"] == "display_data"]
+    widget = [d for d in displays if "application/vnd.jupyter.widget-view+json" in d]
+    assert widget, "the summary is an ipywidget in Jupyter"
+    assert widget[-1]["text/plain"].startswith("run ") and "· ok ·" in widget[-1]["text/plain"]
+    listed = json.loads(cli("runs", "list", "--json").stdout)
+    assert len(listed) == 1
+    run = listed[0]
+    assert run["cell_id"] == "cell-abc" and run["notebook"] == "nb.ipynb" and run["params"] == {"lr": 0.5}
+    assert run["execution_count"] == 2
+
+
+def test_failed_cell_fails_the_execute_reply_like_an_untracked_cell(kernel):
+    _, client = kernel
+    execute(client, "%load_ext pykernel_ext")
+    reply, outputs = execute(client, "%%track\nraise ValueError('bad input')")
+    assert reply["status"] == "error" and reply["ename"] == "ValueError"  # papermill and nbclient see the error
+    errors = [o for o in outputs if o["msg_type"] == "error"]
+    assert len(errors) == 1 and "bad input" in errors[0]["content"]["evalue"]
+
+
+def test_killed_kernel_leaves_an_interrupted_run(kernel, store_home):
+    manager, client = kernel
+    execute(client, "%load_ext pykernel_ext")
+    msg_id = client.execute("%%track --name long\nimport time\ntime.sleep(120)")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listed = json.loads(cli("runs", "list", "--json").stdout or "[]")
+        if listed and listed[0]["status"] == "running":
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the tracked cell never showed up as running")
+    manager.signal_kernel(signal.SIGKILL)  # as the OOM killer or a crash would: no chance to clean up
+    deadline = time.monotonic() + 30
+    while manager.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    listed = json.loads(cli("runs", "list", "--json").stdout)
+    assert msg_id and listed[0]["status"] == "interrupted"
+    assert "ended before the run finished" in listed[0]["error_message"]

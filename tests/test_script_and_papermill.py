@@ -1,0 +1,81 @@
+"""The Python API in a real script, and %%track inside a real papermill execution."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+
+from conftest import cli
+from pykernel_ext.capture.code import code_hash
+
+BODY = """\
+for step in range(3):
+    loss = lr / (step + 1)
+    pykernel_ext.log(loss=loss, step=step)
+print("done", loss)
+"""
+
+
+def test_script_track_block_records_its_own_source_and_metrics(store_home):
+    script = store_home / "train.py"
+    script.write_text("import pykernel_ext\nlr = 0.3\n\nwith pykernel_ext.track(name='script', params={'lr': lr}):\n"
+                      + textwrap.indent(BODY, "    ") + "\nprint('after')\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=store_home, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout and "after" in done.stdout
+    run = json.loads(cli("runs", "show", json.loads(cli("runs", "list", "--json").stdout)[0]["id"], "--json").stdout)
+    assert run["kind"] == "script" and run["status"] == "ok" and run["params"] == {"lr": 0.3}
+    assert run["code"]["source"] == BODY
+    assert run["code_hash"] == code_hash(BODY)  # the same body in a %%track cell hashes the same
+    assert run["metric_series"]["loss"]["values"] == pytest.approx([0.3, 0.15, 0.1])
+    assert run["logs_text"]["stdout"] == "done 0.09999999999999999\n"
+    assert run["notebook"] == "train.py"
+
+
+def test_script_exception_propagates_and_nested_runs_link_to_parent(store_home):
+    script = store_home / "fail.py"
+    script.write_text("import pykernel_ext\nwith pykernel_ext.track(name='outer'):\n"
+                      "    with pykernel_ext.track(name='inner'):\n        pass\n    raise RuntimeError('broken data')\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=store_home, timeout=120)
+    assert done.returncode == 1 and "RuntimeError: broken data" in done.stderr
+    runs = {r["name"]: r for r in json.loads(cli("runs", "list", "--json").stdout)}
+    assert runs["outer"]["status"] == "failed" and runs["outer"]["error_message"] == "broken data"
+    assert runs["inner"]["status"] == "ok" and runs["inner"]["parent_id"] == runs["outer"]["id"]
+
+
+def test_log_outside_a_run_warns(store_home):
+    import pykernel_ext
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pykernel_ext.log(loss=1.0)
+    assert any("outside a tracked run" in str(w.message) for w in caught)
+
+
+def test_track_cell_inside_papermill_records_injected_parameters(store_home):
+    import nbformat
+    import papermill
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("epochs = 1\nmodel = 'small'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext pykernel_ext"),
+        params,
+        nbformat.v4.new_code_cell("%%track --name pm\nresult = epochs * 10"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source = store_home / "pm.ipynb"
+    nbformat.write(nb, source)
+    papermill.execute_notebook(str(source), str(store_home / "out.ipynb"), parameters={"epochs": 4, "model": "big"},
+                               kernel_name="python3", cwd=str(store_home), progress_bar=False)
+    runs = json.loads(cli("runs", "list", "--json").stdout)
+    assert len(runs) == 1 and runs[0]["status"] == "ok"
+    assert runs[0]["params"] == {"epochs": 4, "model": "big"}
+    shown = json.loads(cli("runs", "show", runs[0]["id"], "--json").stdout)
+    assert shown["outputs"][0] == {"name": "result", "type": "int", "value": 40}
