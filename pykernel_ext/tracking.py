@@ -8,6 +8,7 @@ make the record meaningless (a `--data` path that does not exist) stops the code
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import sys
@@ -171,7 +172,7 @@ class Run:
             "notebook": _notebook_label(ctx.notebook, self.settings), "cell_id": ctx.cell_id,
             "execution_count": ctx.execution_count, "started_at": self.started_at,
             "code_hash": self.details["code"].get("hash"), "environment_id": environment_id,
-            "host": socket.gethostname(), "owner_pid": os.getpid(), "owner_started_at": _process_started_at(),
+            "host": _hostname(), "owner_pid": os.getpid(), "owner_started_at": _process_started_at(),
             "params": params, "tags": dict(opts.tags),
         }
         self._write("start", lambda store: store.begin_run(self.summary, self.details))
@@ -208,16 +209,19 @@ class Run:
             **(extra_details or {}),
         })
         self._attach_git()
-        self.summary.update({
+        outcome = {
             "status": self.status, "ended_at": self.ended_at, "started_at": self.started_at,
             "duration_s": duration, "error_type": type(error).__name__ if error else None,
             "error_message": _one_line(error) if error else None,
-            "cost_usd": self.details["cost"].get("usd"), "metrics": dict(self._last_metrics),
-        })
+            "cost_usd": self.details["cost"].get("usd"),
+        }
+        if self._last_metrics:
+            outcome["metrics"] = dict(self._last_metrics)
+        self.summary.update(outcome)
         gpu_samples = resources.get("gpu_samples") or []
         rows, self._metric_rows = self._metric_rows, []
         self._write("finish", lambda store: store.finish_run(
-            self.id, self.summary, self.details, rows, artifacts, gpu_samples))
+            self.id, outcome, self.details, rows, artifacts, gpu_samples))
 
     # ---- pieces of the lifecycle ------------------------------------------------------------
 
@@ -266,10 +270,9 @@ class Run:
                 self.log(**{name: namespace[name]})
 
     def _store_environment(self) -> str | None:
-        from .capture.environment import capture_environment, environment_fingerprint
+        from .capture.environment import current_environment
 
-        env = capture_environment()
-        env_id = environment_fingerprint(env)
+        env_id, env = current_environment()
         self.details["environment_summary"] = {
             "python": env.get("python"), "platform": env.get("platform"), "host": env.get("hostname"),
             "torch": env.get("torch"), "packages": len(env.get("packages") or {}),
@@ -510,10 +513,26 @@ def _hardware_static() -> dict[str, Any]:
     return dict(_hardware_cache)
 
 
+GIT_REUSE_SECONDS = 1.0
+_git_captures: dict[str, tuple[float, Any]] = {}
+
+
 def _start_git(settings: Settings):
+    """A git capture for the current folder, shared by runs that start within GIT_REUSE_SECONDS.
+
+    Each capture spawns git (~15 ms of CPU on another thread); a loop of quick tracked cells would
+    otherwise spend most of its time there. The capture records when it was taken (`captured_at`).
+    """
     from .capture.git import start_git_capture
 
-    return start_git_capture(os.getcwd(), diff_cap_bytes=settings.git_diff_cap_bytes)
+    folder = os.getcwd()
+    now = time.monotonic()
+    previous = _git_captures.get(folder)
+    if previous is not None and now - previous[0] < GIT_REUSE_SECONDS:
+        return previous[1]
+    future = start_git_capture(folder, diff_cap_bytes=settings.git_diff_cap_bytes)
+    _git_captures[folder] = (now, future)
+    return future
 
 
 def _cost(duration: float, resources: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -522,6 +541,11 @@ def _cost(duration: float, resources: dict[str, Any], settings: Settings) -> dic
     gpus = len(resources.get("gpus_used") or []) if resources.get("gpu_available") else 0
     return estimate_cost(duration, float(resources.get("cpu_seconds") or 0.0), gpus,
                          settings.gpu_hour_price, settings.cpu_hour_price)
+
+
+@functools.lru_cache(maxsize=1)
+def _hostname() -> str:
+    return socket.gethostname()
 
 
 _process_start: list[float] = []

@@ -9,6 +9,7 @@ import os
 import queue
 import subprocess
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,7 @@ def capture_git(path: str | Path, diff_cap_bytes: int = DEFAULT_DIFF_CAP_BYTES) 
     most 200 paths, folders collapsed as git shows them), untracked_truncated}. Never raises: an unexpected
     failure gives {"error": message}.
     """
+    captured_at = time.time()  # runs that share a capture can tell how old it is
     try:
         cwd = str(path)
         if not os.path.isdir(cwd):
@@ -168,6 +170,7 @@ def capture_git(path: str | Path, diff_cap_bytes: int = DEFAULT_DIFF_CAP_BYTES) 
             diff, diff_truncated, diff_bytes = _diff(root, status["commit"], diff_cap_bytes)
         untracked = status["untracked"]
         return {
+            "captured_at": captured_at,
             "root": root,
             "commit": status["commit"],
             "branch": status["branch"],

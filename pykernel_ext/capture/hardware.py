@@ -66,16 +66,25 @@ def _own_process() -> Any:
     return _own[1]
 
 
-def _peak_rss_ever(pid: int) -> int | None:
-    """The process's lifetime peak RSS (Linux VmHWM), or None where /proc does not tell."""
+def _proc_memory(pid: int) -> tuple[int | None, int | None]:
+    """(current RSS, lifetime peak RSS) from one read of Linux's /proc/PID/status; Nones elsewhere.
+
+    One file read instead of psutil plus a second read: start and stop sit on every tracked cell's path.
+    """
+    rss = hwm = None
     try:
         with open(f"/proc/{pid}/status", "rb") as fh:
             for line in fh:
                 if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024  # reported in kB
+                    hwm = int(line.split()[1]) * 1024  # reported in kB
+                elif line.startswith(b"VmRSS:"):
+                    rss = int(line.split()[1]) * 1024
+                    break  # VmRSS follows VmHWM
     except (OSError, ValueError, IndexError):
         pass
-    return None
+    return rss, hwm
+
+
 
 
 class _SamplingThread:
@@ -89,12 +98,16 @@ class _SamplingThread:
         self.pid = os.getpid()
         self._cond = threading.Condition()
         self._due: dict[ResourceSampler, float] = {}  # sampler -> monotonic time of its next reading
+        self._wake_at: float | None = None  # when the waiting thread wakes by itself; None: only if notified
         threading.Thread(target=self._loop, name="pykernel-ext-sampler", daemon=True).start()
 
     def add(self, sampler: "ResourceSampler", first_due: float) -> None:
         with self._cond:
             self._due[sampler] = first_due
-            self._cond.notify()
+            # Waking the thread costs a GIL hand-off on every tracked cell; only do it when it would
+            # otherwise sleep past this sampler's first reading.
+            if self._wake_at is None or first_due < self._wake_at:
+                self._cond.notify()
 
     def remove(self, sampler: "ResourceSampler") -> None:
         with self._cond:
@@ -109,7 +122,9 @@ class _SamplingThread:
                     self._due[sampler] = now + sampler.interval
                 if not due:
                     timeout = min(self._due.values()) - now if self._due else None
+                    self._wake_at = None if timeout is None else now + timeout
                     self._cond.wait(timeout)
+                    self._wake_at = None
                     continue
             for sampler in due:  # outside the lock: a GPU reading takes milliseconds
                 try:
@@ -181,8 +196,8 @@ class ResourceSampler:
 
         self._started = True
         self._process = _own_process() if self.pid == os.getpid() else psutil.Process(self.pid)
-        self._rss_start = self._peak_rss = self._rss()
-        self._hwm_start = _peak_rss_ever(self.pid)
+        rss, self._hwm_start = _proc_memory(self.pid)
+        self._rss_start = self._peak_rss = rss if rss is not None else self._rss()
         self._cpu_start = self._cpu_seconds()
         self._gpu = gpu_status().available
         now = time.monotonic()
@@ -235,7 +250,8 @@ class ResourceSampler:
         if not self._started:
             raise RuntimeError("ResourceSampler.stop() called before start()")
         _sampling_thread().remove(self)
-        rss_end = self._rss()
+        rss_end, hwm_end = _proc_memory(self.pid)
+        rss_end = rss_end if rss_end is not None else self._rss()
         cpu_end = self._cpu_seconds()
         gpu = [s.to_dict() for s in sample_gpus()] if self._gpu else []
         used = gpus_used_by_pid(self.pid) if self._gpu else []
@@ -244,7 +260,6 @@ class ResourceSampler:
             if self._gpu:
                 self._add_gpu(gpu, used)
         peak = max(self._peak_rss, rss_end)
-        hwm_end = _peak_rss_ever(self.pid)
         if self._hwm_start is not None and hwm_end is not None and hwm_end > self._hwm_start:
             # The lifetime peak rose during the run, so the run's exact peak is the new lifetime peak,
             # including a spike shorter than the sampling interval.

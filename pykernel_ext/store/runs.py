@@ -147,7 +147,8 @@ class RunStore:
         with self.transaction() as conn:
             _insert(conn, "runs", row)
             conn.execute("INSERT INTO run_details VALUES (?, ?)", (row["id"], _dumps(details)))
-            _replace_tags(conn, row["id"], summary.get("tags") or {})
+            if summary.get("tags"):
+                _replace_tags(conn, row["id"], summary["tags"])
 
     def finish_run(
         self,
@@ -169,15 +170,19 @@ class RunStore:
             conn.execute("INSERT OR REPLACE INTO run_details VALUES (?, ?)", (run_id, _dumps(details)))
             if "tags" in summary:
                 _replace_tags(conn, run_id, summary["tags"] or {})
-            conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
-                             [(run_id, k, step, v, ts) for k, step, v, ts in metrics])
-            conn.executemany("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?)",
-                             [(run_id, p, b, s) for p, b, s in artifacts])
-            conn.executemany(
-                "INSERT INTO gpu_samples VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, s.get("host"), s["index"], s["timestamp"], s.get("utilization_percent"),
-                  s.get("memory_used_bytes"), s.get("memory_total_bytes")) for s in gpu_samples],
-            )
+            # Skipping empty batches matters: a trivial tracked cell's whole budget is ~1 ms.
+            if metrics:
+                conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
+                                 [(run_id, k, step, v, ts) for k, step, v, ts in metrics])
+            if artifacts:
+                conn.executemany("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?)",
+                                 [(run_id, p, b, s) for p, b, s in artifacts])
+            if gpu_samples:
+                conn.executemany(
+                    "INSERT INTO gpu_samples VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(run_id, s.get("host"), s["index"], s["timestamp"], s.get("utilization_percent"),
+                      s.get("memory_used_bytes"), s.get("memory_total_bytes")) for s in gpu_samples],
+                )
 
     def merge_details(self, run_id: str, patch: dict[str, Any]) -> None:
         """Add keys to a run's details (used by captures that finish after the run, such as git)."""
