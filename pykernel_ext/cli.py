@@ -17,7 +17,7 @@ from .errors import PykernelExtError
 from .store import STATUSES, RunStore
 
 # Modules adding their own subcommands (each has `register(subparsers)`), imported only if present.
-COMMAND_MODULES = ("pykernel_ext.remote.cli", "pykernel_ext.batch_cli")
+COMMAND_MODULES = ("pykernel_ext.remote.cli", "pykernel_ext.batch.cli")
 
 
 def main(argv: list[str] | None = None) -> int:

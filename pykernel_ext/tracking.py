@@ -36,6 +36,7 @@ from .store import RunStore
 
 ENV_PARENT_RUN = "PYKERNEL_EXT_PARENT_RUN"
 ENV_NOTEBOOK = "PYKERNEL_EXT_NOTEBOOK"
+ENV_REPRODUCES = "PYKERNEL_EXT_REPRODUCES"  # set by `pykernel-ext reproduce` for the kernel it starts
 METRIC_FLUSH_SECONDS = 2.0
 
 
@@ -69,6 +70,8 @@ class RunContext:
     cell_id: str | None = None
     execution_count: int | None = None
     parent_id: str | None = None
+    code_hash: str | None = None  # for runs whose code is not Python source (a notebook run: its content hash)
+    reproduces: str | None = None
 
 
 _stores: dict[Path, RunStore] = {}
@@ -144,8 +147,16 @@ class Run:
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
-    def start(self, *, capture_output: bool = True, sample_resources: bool = True) -> "Run":
-        """Record everything known before the code runs, then write the run as `running`."""
+    def summarize_metrics(self, values: dict[str, float]) -> None:
+        """Set summary metric values without series (a notebook run summarizing its cells' metrics)."""
+        self._last_metrics.update({k: v for k, v in values.items() if _as_number(v) is not None})
+
+    def start(self, *, capture_output: bool = True, sample_resources: bool = True, activate: bool = True) -> "Run":
+        """Record everything known before the code runs, then write the run as `running`.
+
+        `activate=False` for runs driven side by side (a sweep): they are not the target of `log()` and
+        not the parent of runs started meanwhile.
+        """
         ctx, opts = self.context, self.options
         missing = [p for p in opts.data if not os.path.exists(p)]
         if missing:
@@ -162,6 +173,8 @@ class Run:
             "environment_summary": {},
             "hardware": self._guard("hardware", _hardware_static, {}),
             "cwd": os.getcwd(),
+            "options": {"param_names": list(opts.param_names), "data": list(opts.data),
+                        "metrics": list(opts.metrics), "artifacts": list(opts.artifacts)},
             "warnings": self.warnings,
         }
         environment_id = self._guard("environment", self._store_environment, None)
@@ -171,16 +184,18 @@ class Run:
             "parent_id": ctx.parent_id or _default_parent(), "status": "running",
             "notebook": _notebook_label(ctx.notebook, self.settings), "cell_id": ctx.cell_id,
             "execution_count": ctx.execution_count, "started_at": self.started_at,
-            "code_hash": self.details["code"].get("hash"), "environment_id": environment_id,
+            "code_hash": ctx.code_hash or self.details["code"].get("hash"), "environment_id": environment_id,
             "host": _hostname(), "owner_pid": os.getpid(), "owner_started_at": _process_started_at(),
             "params": params, "tags": dict(opts.tags),
+            "reproduces": ctx.reproduces or (os.environ.get(ENV_REPRODUCES) if ctx.kind == "cell" else None),
         }
         self._write("start", lambda store: store.begin_run(self.summary, self.details))
         if sample_resources:
             self._sampler = self._guard("resource sampling", self._start_sampler, None)
         if capture_output:
             self._capture = OutputCapture(self.settings.log_cap_bytes).start()
-        _active.append(self)
+        if activate:
+            _active.append(self)
         self.started_at = time.time()  # the run's clock starts when the code does
         return self
 
@@ -573,9 +588,12 @@ def _default_name(ctx: RunContext) -> str:
 
 
 def _notebook_label(notebook: str | None, settings: Settings) -> str | None:
-    """Notebook path relative to the store's home when inside it (portable across machines)."""
+    """Notebook path relative to the store's home when inside it (portable across machines); a path
+    that is already relative (a batch driver's label) stays as given."""
     if not notebook:
         return None
+    if not Path(notebook).is_absolute():
+        return Path(notebook).as_posix()
     return _relative_label(Path(notebook), settings.home)
 
 
