@@ -104,6 +104,9 @@ class TrackMagics(Magics):
             run = start_run(options, context)
         except DataPathNotFound as exc:
             raise UsageError(str(exc)) from None
+        from .widgets import LiveRunStatus, show_run_summary
+
+        live = LiveRunStatus(run).start()
         error: BaseException | None = None
         try:
             execute_cell(self.shell, cell, header=f"%%track {line}".rstrip(), transformed=context.python_source)
@@ -111,9 +114,8 @@ class TrackMagics(Magics):
             error = exc
             raise
         finally:
+            live.stop()
             run.finish(error)
-            from .widgets import show_run_summary
-
             show_run_summary(run)
 
     def run_context(self, cell: str, kind: str) -> RunContext:

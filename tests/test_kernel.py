@@ -92,3 +92,24 @@ def test_killed_kernel_leaves_an_interrupted_run(kernel, store_home):
     listed = json.loads(cli("runs", "list", "--json").stdout)
     assert msg_id and listed[0]["status"] == "interrupted"
     assert "ended before the run finished" in listed[0]["error_message"]
+
+
+def test_live_status_widget_updates_while_the_cell_runs_then_closes(kernel):
+    _, client = kernel
+    execute(client, "%load_ext pykernel_ext")
+    reply, outputs = execute(client, "%%track --name slow\nimport time\ntime.sleep(2.5)")
+    assert reply["status"] == "ok"
+    opened = [o for o in outputs if o["msg_type"] == "comm_open"
+              and "pykernel-ext-live-status" in json.dumps(o["content"]["data"].get("state", {}))]
+    assert len(opened) == 1, "the live status appears when the cell starts"
+    comm_id = opened[0]["content"]["comm_id"]
+    assert "running" in opened[0]["content"]["data"]["state"]["value"]
+    updates = [o["content"]["data"]["state"]["value"] for o in outputs
+               if o["msg_type"] == "comm_msg" and o["content"]["comm_id"] == comm_id
+               and "value" in o["content"]["data"].get("state", {})]
+    assert any(" 2 s" in u or " 1 s" in u for u in updates), updates  # elapsed time advances
+    assert any(u for u in updates if "no GPU" in u)  # this machine has none: said plainly
+    closed = [o for o in outputs if o["msg_type"] == "comm_close" and o["content"]["comm_id"] == comm_id]
+    assert closed, "the live status goes away when the summary appears"
+    last_display = [o for o in outputs if o["msg_type"] == "display_data"][-1]
+    assert "· ok ·" in last_display["content"]["data"]["text/plain"]
