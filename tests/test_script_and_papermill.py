@@ -79,3 +79,13 @@ def test_track_cell_inside_papermill_records_injected_parameters(store_home):
     assert runs[0]["params"] == {"epochs": 4, "model": "big"}
     shown = json.loads(cli("runs", "show", runs[0]["id"], "--json").stdout)
     assert shown["outputs"][0] == {"name": "result", "type": "int", "value": 40}
+
+
+def test_track_block_source_keeps_its_comments_but_not_the_code_after(tmp_path):
+    from pykernel_ext.capture.code import with_block_source
+
+    script = tmp_path / "s.py"
+    script.write_text("import pykernel_ext\nwith pykernel_ext.track(\n        name='c') as run:\n\n"
+                      "    # leading comment\n    y = 1\n\n    # trailing comment\n# module comment\nz = 2\n")
+    assert with_block_source(str(script), 2) == "# leading comment\ny = 1\n\n# trailing comment\n"
+    assert code_hash(with_block_source(str(script), 2)) == code_hash("# leading comment\ny = 1\n\n# trailing comment")

@@ -249,6 +249,34 @@ def with_block_source(filename: str, lineno: int) -> str | None:
     for node in ast.walk(tree):
         if isinstance(node, (ast.With, ast.AsyncWith)) and node.lineno <= lineno <= (node.end_lineno or node.lineno):
             if node.lineno == lineno or any(item.context_expr.lineno == lineno for item in node.items):
-                first, last = node.body[0].lineno, node.body[-1].end_lineno or node.body[-1].lineno
+                first, last = _block_lines(lines, node)
                 return textwrap.dedent("".join(lines[first - 1:last]))
     return None
+
+
+def _block_lines(lines: list[str], node: ast.With | ast.AsyncWith) -> tuple[int, int]:
+    """First and last line of a `with` body, comments included: the AST starts at the first statement
+    and ends at the last, but a cell body's leading and trailing comments are part of its code hash."""
+    first = node.body[0].lineno
+    header_end = max((item.context_expr.end_lineno or item.context_expr.lineno) for item in node.items)
+    while first - 1 > header_end and _is_comment_or_blank(lines[first - 2]):
+        first -= 1
+    while first < node.body[0].lineno and not lines[first - 1].strip():
+        first += 1  # blank lines right after the header are not the body's
+    last = node.body[-1].end_lineno or node.body[-1].lineno
+    indent = _indent(lines[node.body[0].lineno - 1])
+    while last < len(lines) and _is_comment_or_blank(lines[last]) and (
+            not lines[last].strip() or _indent(lines[last]) >= indent):
+        last += 1
+    while last > first and not lines[last - 1].strip():
+        last -= 1
+    return first, last
+
+
+def _is_comment_or_blank(line: str) -> bool:
+    stripped = line.strip()
+    return not stripped or stripped.startswith("#")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
