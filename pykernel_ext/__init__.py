@@ -39,3 +39,13 @@ def load_ipython_extension(ipython: Any) -> None:
 
     magics.register(ipython)
     tracking.warm_up()
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension (REST API and push channel over the run store)."""
+    return [{"module": "pykernel_ext.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension shipped in the package (for `jupyter labextension develop`)."""
+    return [{"src": "labextension", "dest": "pykernel-ext"}]
