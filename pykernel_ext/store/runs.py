@@ -367,18 +367,10 @@ def _replace_tags(conn: sqlite3.Connection, run_id: str, tags: dict[str, Any]) -
 
 def _filters(notebook, status, kind, tag, search, parent_id, top_level) -> tuple[str, list]:
     clauses, params = [], []
-    if notebook:
-        clauses.append("notebook = ?")
-        params.append(notebook)
-    if status:
-        clauses.append("status = ?")
-        params.append(status)
-    if kind:
-        clauses.append("kind = ?")
-        params.append(kind)
-    if parent_id:
-        clauses.append("parent_id = ?")
-        params.append(parent_id)
+    for column, value in (("notebook", notebook), ("status", status), ("kind", kind), ("parent_id", parent_id)):
+        if value:
+            clauses.append(f"{column} = ?")  # column names come from this tuple, never from the request
+            params.append(value)
     if top_level:
         clauses.append("parent_id IS NULL")
     if tag:
