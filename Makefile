@@ -18,7 +18,11 @@ $(VENV)/.torch: | $(PY)
 	$(PIP) install --quiet "$(TORCH_SPEC)"
 	touch $@
 
-$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+# The JupyterLab extension is built by the install itself (hatch-jupyter-builder: npm ci + npm run build),
+# so a changed front-end source reinstalls too.
+FRONTEND := package.json package-lock.json tsconfig.json $(shell find extension/src extension/style -type f 2>/dev/null)
+
+$(VENV)/.installed: pyproject.toml $(FRONTEND) $(VENV)/.torch
 	$(PIP) install --quiet -e ".[torch]"
 	touch $@
 

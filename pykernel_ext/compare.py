@@ -77,7 +77,8 @@ def _code_text(run: dict[str, Any]) -> str:
 
 
 def _code_comparison(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    texts = [_code_text(r) for r in runs]
+    # A final line without its newline would fuse with the next hunk line in the unified diff.
+    texts = [text if text.endswith("\n") else text + "\n" for text in (_code_text(r) for r in runs)]
     base = texts[0].splitlines(keepends=True)
     diffs = []
     for run, text in zip(runs[1:], texts[1:]):

@@ -1,0 +1,325 @@
+"""Benchmark: the sidebar's API over a store of 100,000 runs, against MLflow's search_runs on the same runs.
+
+    python bench/bench_server.py [--runs 100000] [--repeat 30] [--json]
+
+Fills a temporary store (one transaction, executemany), starts a real `jupyter server` with the extension
+and a token, and times over HTTP (one keep-alive connection, median of --repeat): the first page of the run
+list (target <= 50 ms), the same page filtered and searched, one run in full, and a 10-run comparison
+(target <= 100 ms). If MLflow is importable, the same runs (params, latest metrics, tags) go into an MLflow
+SQLite tracking store and `MlflowClient.search_runs(max_results=50)` is timed in-process (no HTTP, which
+favours MLflow). Prints figures and ratios; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import secrets
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+TARGET_LIST_MS = 50.0
+TARGET_COMPARE_MS = 100.0
+NOTEBOOKS = [f"experiments/exp{i:02d}.ipynb" for i in range(20)]
+STATUSES = ["ok"] * 8 + ["failed", "interrupted"]
+MODELS = ["resnet18", "resnet50", "vit-b16", "mlp"]
+
+
+def synthetic_run(i: int, count: int, now: float, rng: random.Random) -> dict[str, Any]:
+    """One plausible run: a few params, last metric values, tags, a small code record."""
+    lr = rng.choice([0.1, 0.03, 0.01, 0.003, 0.001])
+    params = {"lr": lr, "batch_size": rng.choice([32, 64, 128]), "model": rng.choice(MODELS)}
+    return {
+        "id": uuid.UUID(int=rng.getrandbits(128)).hex,
+        "status": STATUSES[i % len(STATUSES)],
+        "kind": "cell" if i % 7 else "notebook",
+        "name": f"train-{i}",
+        "notebook": NOTEBOOKS[i % len(NOTEBOOKS)],
+        "started_at": now - (count - i) * 10.0,
+        "params": params,
+        "metrics": {"loss": round(rng.random(), 6), "accuracy": round(rng.random(), 6)},
+        "tags": {"team": rng.choice(["vision", "nlp"]), "sweep": f"s{i // 100}"},
+        "code": f"model = build('{params['model']}')\nfit(model, lr={lr}, batch_size={params['batch_size']})\n",
+    }
+
+
+def bulk_insert_runs(store, count: int, *, series_runs: int = 10, points: int = 200, seed: int = 0) -> list[dict]:
+    """Insert `count` finished runs in one transaction; the newest `series_runs` get metric series of `points`.
+
+    Writes the store's tables directly (executemany) because begin_run/finish_run cost a transaction each:
+    fine for real runs, hours for 100,000 synthetic ones. Returns the runs, oldest first.
+    """
+    rng = random.Random(seed)
+    now = time.time()
+    runs = [synthetic_run(i, count, now, rng) for i in range(count)]
+    run_rows, detail_rows, tag_rows, metric_rows = [], [], [], []
+    for r in runs:
+        ended = r["started_at"] + 5.0
+        run_rows.append((r["id"], r["kind"], r["name"], r["status"], r["notebook"], r["started_at"], ended, 5.0,
+                         f"{abs(hash(r['code'])):016x}", "bench-host", json.dumps(r["params"]),
+                         json.dumps(r["metrics"]), json.dumps(r["tags"]), ended))
+        detail_rows.append((r["id"], json.dumps({"code": {"source": r["code"], "closure": []}, "data": [],
+                                                 "outputs": [], "logs": {}, "warnings": []})))
+        tag_rows.extend((r["id"], k, v) for k, v in r["tags"].items())
+    for r in runs[-series_runs:]:
+        metric_rows.extend((r["id"], "loss", step, 1.0 / (step + 1) + rng.random() * 0.01, now)
+                           for step in range(points))
+    with store.transaction() as conn:
+        conn.executemany(
+            "INSERT INTO runs (id, kind, name, status, notebook, started_at, ended_at, duration_s, code_hash, "
+            "host, params_json, metrics_json, tags_json, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            run_rows)
+        conn.executemany("INSERT INTO run_details VALUES (?, ?)", detail_rows)
+        conn.executemany("INSERT INTO run_tags VALUES (?, ?, ?)", tag_rows)
+        conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", metric_rows)
+    return runs
+
+
+# ---- the server ------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class JupyterServer:
+    """A real `jupyter server` subprocess with the extension enabled, isolated from the user's config."""
+
+    def __init__(self, root: Path, home: Path) -> None:
+        self.root, self.home = root, home
+        self.port = _free_port()
+        self.token = secrets.token_hex(16)
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "JupyterServer":
+        config = self.root.parent / "jupyter-config"
+        config.mkdir(exist_ok=True)
+        (config / "jupyter_server_config.json").write_text(
+            json.dumps({"ServerApp": {"jpserver_extensions": {"pykernel_ext": True}}}))
+        env = {**os.environ, "PYKERNEL_EXT_HOME": str(self.home), "JUPYTER_CONFIG_DIR": str(config),
+               "JUPYTER_RUNTIME_DIR": str(self.root.parent / "runtime")}
+        command = [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={self.port}",
+                   "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={self.token}",
+                   f"--ServerApp.root_dir={self.root}", "--ServerApp.log_level=WARN"]
+        if os.geteuid() == 0:
+            command.append("--allow-root")
+        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter server exited: {self.proc.stderr.read().decode()[-2000:]}")
+            try:
+                status, _ = self.get("/api/status")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("jupyter server did not start within a minute")
+
+    def get(self, path: str, conn: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
+        own = conn is None
+        conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request("GET", path, headers={"Authorization": f"token {self.token}"})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            if own:
+                conn.close()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def median_ms(action: Callable[[], Any], repeat: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        action()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def time_api(server: JupyterServer, runs: list[dict], repeat: int) -> dict[str, float]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)  # keep-alive: time the server
+    base = "/pykernel-ext/api/v1"
+    compare_ids = ",".join(r["id"] for r in runs[-10:])
+
+    def fetch(path: str) -> Callable[[], None]:
+        def action() -> None:
+            status, body = server.get(base + path, conn)
+            if status != 200:
+                raise RuntimeError(f"GET {path} answered {status}: {body[:300]!r}")
+        return action
+
+    try:
+        return {
+            "list_first_page_ms": median_ms(fetch("/runs?limit=50"), repeat),
+            "list_filtered_ms": median_ms(fetch("/runs?limit=50&status=failed&notebook=experiments/exp03.ipynb"),
+                                          repeat),
+            "list_search_ms": median_ms(fetch("/runs?limit=50&q=resnet50"), repeat),
+            "list_deep_page_ms": median_ms(fetch(f"/runs?limit=50&offset={len(runs) // 2}"), repeat),
+            "run_detail_ms": median_ms(fetch(f"/runs/{runs[-1]['id']}"), repeat),
+            "compare_10_ms": median_ms(fetch(f"/compare?ids={compare_ids}"), repeat),
+        }
+    finally:
+        conn.close()
+
+
+# ---- MLflow ------------------------------------------------------------------------------------------------
+
+
+def mlflow_bulk_insert(db_path: Path, runs: list[dict], artifact_root: Path) -> str:
+    """The same runs in an MLflow SQLite tracking store: schema by MLflow, rows by executemany."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore(f"sqlite:///{db_path}", artifact_root.as_uri())
+    experiment_id = store.create_experiment("bench")
+    run_rows, param_rows, metric_rows, tag_rows = [], [], [], []
+    for r in runs:
+        start = int(r["started_at"] * 1000)
+        status = {"ok": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}[r["status"]]
+        run_rows.append((r["id"], r["name"], "LOCAL", "", "", "bench", status, start, start + 5000, None, "",
+                         "active", f"{artifact_root.as_uri()}/{r['id']}", int(experiment_id)))
+        param_rows.extend((k, str(v), r["id"]) for k, v in r["params"].items())
+        metric_rows.extend((k, v, start, 0, 0, r["id"]) for k, v in r["metrics"].items())
+        tag_rows.extend((k, v, r["id"]) for k, v in r["tags"].items())
+        tag_rows.append(("mlflow.runName", r["name"], r["id"]))
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.executemany(
+            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, "
+            "start_time, end_time, deleted_time, source_version, lifecycle_stage, artifact_uri, experiment_id) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", run_rows)
+        conn.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?,?,?)", param_rows)
+        conn.executemany("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
+                         "VALUES (?,?,?,?,?,?)", metric_rows)
+        conn.executemany("INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?,?,?,?,?,?)",
+                         metric_rows)
+        conn.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?,?,?)", tag_rows)
+    conn.close()
+    return experiment_id
+
+
+def time_mlflow(tmp: Path, runs: list[dict], repeat: int) -> dict[str, Any] | None:
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        return None
+    db = tmp / "mlflow.db"
+    start = time.perf_counter()
+    experiment_id = mlflow_bulk_insert(db, runs, tmp / "mlartifacts")
+    insert_s = time.perf_counter() - start
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    first = client.search_runs([experiment_id], max_results=50)
+    assert len(first) == 50, len(first)
+    return {
+        "runs": len(runs),
+        "insert_s": insert_s,
+        "search_runs_50_ms": median_ms(lambda: client.search_runs([experiment_id], max_results=50), repeat),
+        "search_runs_filtered_ms": median_ms(lambda: client.search_runs(
+            [experiment_id], filter_string="attributes.status = 'FAILED' and params.model = 'resnet50'",
+            max_results=50), repeat),
+    }
+
+
+# ---- main ----------------------------------------------------------------------------------------------
+
+
+def run_bench(count: int, repeat: int, with_mlflow: bool) -> dict[str, Any]:
+    from pykernel_ext.store import RunStore
+
+    with tempfile.TemporaryDirectory(prefix="pykernel-ext-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        home = tmp / "home"
+        home.mkdir()
+        start = time.perf_counter()
+        with RunStore.open(home / ".pykernel_ext") as store:
+            runs = bulk_insert_runs(store, count)
+        results: dict[str, Any] = {"runs": count, "repeat": repeat, "insert_s": time.perf_counter() - start}
+        with JupyterServer(home, home) as server:
+            results["api"] = time_api(server, runs, repeat)
+        results["mlflow"] = time_mlflow(tmp, runs, repeat) if with_mlflow else None
+    api = results["api"]
+    results["targets"] = {
+        "list_first_page_ms": {"target": TARGET_LIST_MS, "met": api["list_first_page_ms"] <= TARGET_LIST_MS},
+        "compare_10_ms": {"target": TARGET_COMPARE_MS, "met": api["compare_10_ms"] <= TARGET_COMPARE_MS},
+    }
+    if results["mlflow"]:
+        results["ratios"] = {
+            "mlflow_search_over_api_first_page": results["mlflow"]["search_runs_50_ms"] / api["list_first_page_ms"],
+            "mlflow_filtered_over_api_filtered": results["mlflow"]["search_runs_filtered_ms"] / api["list_filtered_ms"],
+        }
+    return results
+
+
+def report(results: dict[str, Any]) -> str:
+    api = results["api"]
+    lines = [f"pykernel-ext server API, {results['runs']:,} runs (inserted in {results['insert_s']:.1f} s), "
+             f"HTTP over a keep-alive connection, median of {results['repeat']}:"]
+    for key, value in api.items():
+        target = results["targets"].get(key)
+        mark = f"  (target <= {target['target']:.0f} ms: {'met' if target['met'] else 'MISSED'})" if target else ""
+        lines.append(f"  {key:<22} {value:8.2f} ms{mark}")
+    ml = results.get("mlflow")
+    if ml is None:
+        lines.append("MLflow: not installed (pip install 'pykernel-ext[bench]'), no comparison")
+    else:
+        lines.append(f"MLflow {_mlflow_version()} SQLite store, same {ml['runs']:,} runs "
+                     f"(bulk-inserted in {ml['insert_s']:.1f} s), in-process, no HTTP:")
+        lines.append(f"  search_runs(max_results=50)      {ml['search_runs_50_ms']:8.2f} ms")
+        lines.append(f"  search_runs(filtered, 50)        {ml['search_runs_filtered_ms']:8.2f} ms")
+        ratios = results["ratios"]
+        lines.append(f"  ratio MLflow / pykernel-ext first page:   {ratios['mlflow_search_over_api_first_page']:.1f}x")
+        lines.append(f"  ratio MLflow / pykernel-ext filtered:     {ratios['mlflow_filtered_over_api_filtered']:.1f}x")
+    return "\n".join(lines)
+
+
+def _mlflow_version() -> str:
+    try:
+        import mlflow
+
+        return mlflow.__version__
+    except ImportError:
+        return "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow comparison")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    results = run_bench(args.runs, args.repeat, not args.no_mlflow)
+    print(json.dumps(results, indent=2) if args.json else report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

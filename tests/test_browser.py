@@ -1,0 +1,164 @@
+"""Browser tests: a real JupyterLab (subprocess, token auth) driven by Playwright with Debian's Chromium.
+
+The Playwright specs live in tests/browser/; this module prepares a store (100,000 bulk runs plus two real
+tracked runs to compare), a notebook with a %%track cell, starts `jupyter lab` with the extension from this
+checkout, runs `npx playwright test` and asserts every spec passed.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+LABEXTENSION = REPO / "pykernel_ext" / "labextension"
+MARKUP = "<img src=x onerror=alert(1)><b>bold</b>"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason="needs Debian's chromium (`make browser-deps`, or apt-get install chromium)"),
+    pytest.mark.skipif(shutil.which("npx") is None, reason="needs node and npm"),
+]
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench_server", REPO / "bench" / "bench_server.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _notebook(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext pykernel_ext"),
+        nbformat.v4.new_code_cell(f"name = {MARKUP!r}\nlr = 0.1"),
+        nbformat.v4.new_code_cell('%%track --name "browser-run <s>struck</s>" --params name,lr\n'
+                                  "score = len(name) * lr\nprint(name)"),
+    ]
+    nbformat.write(nb, path)
+
+
+def _populate(home: Path) -> None:
+    """100,000 bulk runs, then two real tracked runs (newer) that differ in lr and code."""
+    from pykernel_ext.store import RunStore
+
+    with RunStore.open(home / ".pykernel_ext") as store:
+        _bench_module().bulk_insert_runs(store, 100_000)
+    script = (
+        "import pykernel_ext\n"
+        "from pykernel_ext.tracking import track\n"
+        "for name, lr in (('cmp-a', 0.1), ('cmp-b', 0.2)):\n"
+        "    with track(name=name, params={'lr': lr, 'batch': 32}, code=f'model = build()\\ntrain(model, lr={lr})\\n'):\n"
+        "        for step in range(20):\n"
+        "            pykernel_ext.log(loss=lr / (step + 1), step=step)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=home, timeout=120,
+                   env={**os.environ, "PYKERNEL_EXT_HOME": str(home)})
+
+
+def _get(url: str, token: str | None = None) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:  # not listening yet
+        return 0
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A real JupyterLab serving a temp root with the extension built in this checkout."""
+    if not (LABEXTENSION / "package.json").exists():
+        pytest.fail("the JupyterLab extension is not built: `pip install -e .` (or `npm run build`) builds it")
+    bench = _bench_module()
+    tmp = tmp_path_factory.mktemp("lab")
+    root = tmp / "root"
+    root.mkdir()
+    _notebook(root / "demo.ipynb")
+    _populate(root)
+    # Only this checkout's build, whatever else is installed: an extra labextensions path wins.
+    extra = tmp / "labextensions"
+    extra.mkdir()
+    (extra / "pykernel-ext").symlink_to(LABEXTENSION, target_is_directory=True)
+    config = tmp / "config"
+    config.mkdir()
+    (config / "jupyter_server_config.json").write_text(json.dumps({
+        "ServerApp": {"jpserver_extensions": {"pykernel_ext": True}},
+        "LabServerApp": {"extra_labextensions_path": [str(extra)]},
+        "LabApp": {"news_url": None},
+    }))
+    # Start the notebook's kernel without asking, and no news toast over the panel.
+    settings = tmp / "settings" / "@jupyterlab"
+    (settings / "notebook-extension").mkdir(parents=True)
+    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text('{"autoStartDefaultKernel": true}')
+    (settings / "apputils-extension").mkdir()
+    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}')
+    port = bench._free_port()
+    token = "browser-test-token"
+    env = {**os.environ, "PYKERNEL_EXT_HOME": str(root), "JUPYTER_CONFIG_DIR": str(config),
+           "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "IPYTHONDIR": str(tmp / "ipython"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces")}
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    log = open(tmp / "lab.log", "wb")
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 90
+        while _get(f"{url}api/status", token) != 200:
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"jupyter lab did not start: {(tmp / 'lab.log').read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield {"url": url, "token": token, "root": root, "tmp": tmp}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_api_refuses_requests_without_the_token(lab):
+    """A plain HTTP client against the real server: no token, no data; a wrong token neither."""
+    api = f"{lab['url']}pykernel-ext/api/v1/"
+    for endpoint in ("runs", "gpus", "compare?ids=a,b", "events", "runs/abc/artifacts/x"):
+        assert _get(api + endpoint) == 403, endpoint
+        assert _get(api + endpoint, token="wrong") == 403, endpoint
+    assert _get(api + "runs?limit=1", lab["token"]) == 200
+
+
+def test_runs_panel_in_a_real_jupyterlab(lab):
+    shots = Path(os.environ.get("PYKERNEL_EXT_SCREENSHOTS", lab["tmp"] / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    report = lab["tmp"] / "playwright.json"
+    env = {**os.environ, "LAB_URL": lab["url"], "LAB_TOKEN": lab["token"], "CHROMIUM_PATH": CHROMIUM,
+           "SCREENSHOT_DIR": str(shots), "PW_JSON_OUTPUT": str(report),
+           "PW_OUTPUT_DIR": str(lab["tmp"] / "playwright-output")}
+    result = subprocess.run(["npx", "playwright", "test", "-c", "tests/browser/playwright.config.ts"], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=280)
+    assert result.returncode == 0, f"{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    stats = json.loads(report.read_text())["stats"]
+    assert stats["expected"] >= 6 and stats["unexpected"] == 0 and stats["skipped"] == 0, stats
+    assert (shots / "runs-panel.png").exists() and (shots / "compare.png").exists()
