@@ -1,7 +1,8 @@
 """pykernel-ext: tracked, reproducible, GPU-reaching notebook work.
 
 In a notebook: `%load_ext pykernel_ext`, then `%%track` (and `%%remote`) cells.
-In a script: `with pykernel_ext.track(name="train", params={...}):` and `pykernel_ext.log(loss=...)`.
+In a script: `with pykernel_ext.track(name="train", params={...}):` and `pykernel_ext.log(loss=...)`;
+remote work: `from pykernel_ext.remote import remote` (the subpackage, imported on use).
 """
 from __future__ import annotations
 

@@ -96,6 +96,20 @@ def active_run() -> "Run | None":
     return _active[-1] if _active else None
 
 
+def add_active(run: Any) -> None:
+    """Make `run` (a Run, or any object with `log` and `log_artifact`) the target of `log()`.
+
+    A remote worker installs a stand-in this way, so `pykernel_ext.log()` in a remote cell reaches the
+    kernel's run."""
+    if run not in _active:
+        _active.append(run)
+
+
+def remove_active(run: Any) -> None:
+    with contextlib.suppress(ValueError):
+        _active.remove(run)
+
+
 class Run:
     """One recorded execution. Create with `start_run`, end with `finish`."""
 
@@ -195,7 +209,7 @@ class Run:
         if capture_output:
             self._capture = OutputCapture(self.settings.log_cap_bytes).start()
         if activate:
-            _active.append(self)
+            add_active(self)
         self.started_at = time.time()  # the run's clock starts when the code does
         return self
 
@@ -204,8 +218,7 @@ class Run:
                extra_details: dict[str, Any] | None = None) -> None:
         """Record the outcome. `logs`/`resources`/`namespace` override local capture (remote runs)."""
         self.ended_at = time.time()
-        with contextlib.suppress(ValueError):
-            _active.remove(self)
+        remove_active(self)
         captured_logs = self._capture.stop() if self._capture else {}
         sampled = self._sampler.stop() if self._sampler else {}
         logs = logs if logs is not None else captured_logs

@@ -1,0 +1,146 @@
+"""Run a cell on a worker of a Dask cluster, tracked like any run: `%%remote` and `remote()`.
+
+    from pykernel_ext.remote import remote
+    out = remote("model = train(lr)", gpus=1)      # blocks; `model` lands in the caller's namespace
+    job = remote("model = train(lr)", wait=False)  # returns a RemoteJob; job.result() later
+
+Importing this package is cheap: Dask, distributed and cloudpickle load on first use.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Settings
+from ..errors import DataPathNotFound
+from ..tracking import RunContext, TrackOptions
+from .errors import (ClusterUnavailable, RemoteCellError, RemoteError, RemoteTimeout, RemoteUsageError,
+                     ResourceUnavailable, ShippingError, WorkerDied)
+from .jobs import JOBS, OutputSink, PrintSink, QuietSink, RemoteJob, format_jobs
+from .executor import Requirements
+
+__all__ = [
+    "remote", "submit_remote", "RemoteOptions", "RemoteJob", "Requirements", "JOBS", "format_jobs", "worker_gpus",
+    "RemoteError", "RemoteUsageError", "RemoteCellError", "ShippingError", "ResourceUnavailable", "WorkerDied",
+    "RemoteTimeout", "ClusterUnavailable", "DEFAULT_HANDLE",
+]
+
+DEFAULT_HANDLE = "_remote_job"  # the name a --no-wait handle is bound to, besides --name when it is a name
+
+
+@dataclass
+class RemoteOptions:
+    """How to run a remote cell (the `%%remote` options beyond `%%track`'s)."""
+
+    gpus: float = 0
+    cpus: float | None = None
+    memory: int | None = None
+    scheduler: str | None = None
+    push: list[str] = field(default_factory=list)
+    pull: list[str] = field(default_factory=list)
+    timeout: float | None = None
+    wait: bool = True
+
+
+def submit_remote(context: RunContext, options: RemoteOptions, track: TrackOptions | None = None, *,
+               sink: OutputSink | None = None, display_source: str | None = None, line_offset: int = 0,
+               view_factory: Any = None) -> RemoteJob:
+    """Ship and submit one remote cell as a tracked run; returns its job.
+
+    With `options.wait` the caller follows it (`job.follow(sink)`: live output, then the variables or the
+    cell's error as RemoteCellError); without, it is followed on a background thread and `view_factory(job)`
+    (if given) receives its output. Raises RemoteUsageError subclasses before anything is sent (a value
+    that cannot be pickled, a resource no worker offers) and ClusterUnavailable when no scheduler answers.
+    """
+    from ..tracking import start_run
+    from .cluster import get_executor
+    from .shipping import cell_names, is_silent, names_to_send, prepare_cell
+    from .worker import CellPayload
+
+    track = track or TrackOptions()
+    sink = sink or PrintSink()
+    namespace = context.namespace if context.namespace is not None else {}
+    python_source = context.python_source or context.source
+    reads, writes = cell_names(python_source)
+    payload = CellPayload(
+        key="", topic="", source=python_source, filename=f"<remote cell {context.execution_count or len(JOBS) + 1}>",
+        display_source=display_source if display_source is not None else context.source,
+        line_offset=line_offset, writes=list(writes), pull=list(options.pull), to_cpu=not _local_cuda(),
+        silent=is_silent(context.source),
+    )
+    shipment = prepare_cell(payload, namespace, names_to_send(reads, namespace, list(options.push)))
+    executor = get_executor(options.scheduler)
+    payload.key, payload.topic = executor.new_key(), executor.topic
+    wants = Requirements(gpus=options.gpus, cpus=options.cpus, memory=options.memory)
+    placement = executor.restrictions(wants)
+    for note in shipment.notes:
+        sink.stream("stderr", f"pykernel-ext: {note}\n")
+    missing = [path for path in track.data if not os.path.exists(path)]
+    if missing:
+        raise DataPathNotFound(missing[0])  # the one mistake start_run refuses: check before sending
+    settings = Settings.from_env()
+    payload.sample_interval = settings.gpu_sample_interval
+    task = executor.submit(shipment, placement)
+    try:
+        # Recorded while the worker already runs the cell, so the record costs the cell no time.
+        # Not activated: cells run locally meanwhile (a --no-wait cell keeps going) must not become its
+        # children or log metrics into it.
+        run = start_run(track, context, settings, capture_output=False, sample_resources=False, activate=False)
+    except BaseException:
+        task.interrupt()
+        task.release()
+        raise
+    name = track.name or run.summary.get("name") or payload.key
+    variable = track.name if (track.name and track.name.isidentifier() and not options.wait) else None
+    job = RemoteJob(task, run, namespace, name=name, variable=variable or (None if options.wait else DEFAULT_HANDLE),
+                    wants=wants, timeout=options.timeout, log_cap=run.settings.log_cap_bytes)
+    JOBS.append(job)
+    if not options.wait:
+        job.follow_in_background(view_factory(job) if view_factory else QuietSink())
+    return job
+
+
+def remote(code: str, namespace: dict[str, Any] | None = None, *, gpus: float = 0, cpus: float | None = None,
+           memory: int | None = None, scheduler: str | None = None, push: list[str] | tuple = (),
+           pull: list[str] | tuple = (), timeout: float | None = None, wait: bool = True,
+           name: str | None = None, params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
+           data: list[str] | tuple = (), metrics: list[str] | tuple = (),
+           artifacts: list[str] | tuple = ()) -> dict[str, Any] | RemoteJob:
+    """Run `code` on a Dask worker as a tracked run (kind "remote"), as `%%remote` does.
+
+    `namespace` (default: the caller's globals) supplies the values the code reads and receives the
+    names it assigns (or `pull`). Returns those values as a dict, or with `wait=False` a RemoteJob whose
+    `result()` returns them later. The code's own errors raise RemoteCellError with its traceback.
+    """
+    if namespace is None:
+        namespace = sys._getframe(1).f_globals
+    context = RunContext(kind="remote", source=code, python_source=code, namespace=namespace,
+                         module_name=namespace.get("__name__", "__main__"))
+    track = TrackOptions(name=name, params=dict(params or {}), data=list(data), metrics=list(metrics),
+                         artifacts=list(artifacts), tags=dict(tags or {}))
+    options = RemoteOptions(gpus=gpus, cpus=cpus, memory=memory, scheduler=scheduler, push=list(push),
+                            pull=list(pull), timeout=timeout, wait=wait)
+    job = submit_remote(context, options, track)
+    return job.follow(PrintSink()) if wait else job
+
+
+def worker_gpus(scheduler_address: str | None = None, timeout: float = 2.0) -> list[dict[str, Any]]:
+    """Workers of the known clusters with their GPU readings; see `cluster.worker_gpus`."""
+    from .cluster import worker_gpus as _worker_gpus
+
+    return _worker_gpus(scheduler_address, timeout)
+
+
+def _local_cuda() -> bool:
+    """Whether the notebook's process can hold CUDA tensors (torch is asked only if already imported)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            return bool(torch.cuda.is_available())
+        except Exception:  # noqa: BLE001
+            return False
+    from ..gpu import gpu_status
+
+    return gpu_status().available

@@ -1,0 +1,287 @@
+"""`%%remote` against the embedded LocalCluster (real worker processes), driven through a real IPython shell."""
+from __future__ import annotations
+
+import _thread
+import contextlib
+import threading
+import time
+
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+
+from conftest import run_cell
+from conftest_remote import TimedStream, embedded_cluster, last_run, needs_gpu, runs  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("embedded_cluster")
+
+
+def test_variables_functions_and_classes_make_the_round_trip(shell, store_home, capsys):
+    run_cell(shell, "import numpy as np\nx = np.arange(12).reshape(3, 4)\nlr = 0.5\n"
+                    "def scale(a):\n    return a * lr\n"
+                    "class Box:\n    def __init__(self, v):\n        self.v = v\n    def twice(self):\n        return self.v * 2\n")
+    result = run_cell(shell, "%%remote --name rt\ny = scale(x) + 1\nbox = Box(y.sum())\nimport os\npid = os.getpid()\n"
+                             "total = box.twice()\nprint('sum', y.sum())\ntotal")
+    assert result.success, result.error_in_exec
+    ns = shell.user_ns
+    np.testing.assert_array_equal(ns["y"], np.arange(12).reshape(3, 4) * 0.5 + 1)
+    assert type(ns["box"]).__name__ == "Box" and ns["box"].v == ns["y"].sum()
+    assert ns["total"] == 2 * ns["y"].sum()
+    assert ns["pid"] != __import__("os").getpid(), "the cell ran in a worker process"
+    assert ns["os"].__name__ == "os", "modules come back as imports by name"
+    out = capsys.readouterr().out
+    assert "sum 45.0" in out and "· ok ·" in out
+    run = last_run(store_home)
+    assert run["kind"] == "remote" and run["status"] == "ok" and run["name"] == "rt"
+    assert run["params"]["lr"] == 0.5, "globals the notebook functions read are parameters, as with %%track"
+    assert {e["name"] for e in run["code"]["closure"]} == {"scale", "Box"}
+    assert {o["name"] for o in run["outputs"]} >= {"y", "box", "total"}
+    worker = run["worker"]
+    assert worker["host"] and worker["address"].startswith("tcp://") and worker["pid"] == ns["pid"]
+    assert "peak_rss_bytes" in run["resources"] and "gpu_available" in run["resources"]
+    with __import__("pykernel_ext.store", fromlist=["RunStore"]).RunStore.open(store_home / ".pykernel_ext") as s:
+        assert s.blobs.read_text(run["logs"]["stdout_blob"]) == "sum 45.0\n"
+
+
+def test_notebook_functions_see_what_the_cell_assigns_as_they_would_locally(shell, store_home):
+    run_cell(shell, "factor = 1\ndef inner():\n    return factor * 2\ndef outer():\n    return inner() + 1\n")
+    local = run_cell(shell, "factor = 10\nexpected = outer()")
+    run_cell(shell, "factor = 1")
+    result = run_cell(shell, "%%remote\nfactor = 10\nres = outer()")
+    assert result.success, result.error_in_exec
+    assert local.success and shell.user_ns["res"] == shell.user_ns["expected"] == 21
+    assert shell.user_ns["factor"] == 10
+
+
+def test_output_streams_live_while_the_cell_runs(shell, store_home):
+    stream = TimedStream()
+    with contextlib.redirect_stdout(stream):
+        result = run_cell(shell, "%%remote\nimport time\nfor i in range(3):\n    print('tick', i, time.time())\n"
+                                 "    time.sleep(0.5)\nprint('done')")
+        finished = time.time()
+    assert result.success, result.error_in_exec
+    first = stream.first_arrival("tick 0")
+    assert finished - first > 0.8, "the first line arrived while the cell was still running"
+    sent_at = float(stream.text.split("tick 0 ", 1)[1].split()[0])
+    assert first - sent_at < 0.5, "stdout reaches the notebook quickly (spec: 100 ms; margin for a loaded CI box)"
+    assert stream.first_arrival("tick 1") - first > 0.3, "lines arrive as printed, not in one batch at the end"
+
+
+def test_a_flood_of_prints_arrives_complete_and_in_order(shell, store_home, capsys):
+    result = run_cell(shell, "%%remote\nimport sys\nfor i in range(5000):\n    print(i)\n"
+                             "    if i % 1000 == 0:\n        print('err', i, file=sys.stderr)")
+    assert result.success, result.error_in_exec
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[:5000] == [str(i) for i in range(5000)]
+    assert captured.err.splitlines() == [f"err {i}" for i in range(0, 5000, 1000)]
+
+
+def test_display_and_matplotlib_figures_come_back_as_rich_outputs(shell, store_home, monkeypatch):
+    published = []
+    monkeypatch.setattr(shell.display_pub, "publish",
+                        lambda data, metadata=None, **kw: published.append((data, metadata)))
+    result = run_cell(shell, "%%remote\nclass Fancy:\n    def _repr_html_(self):\n        return '<b>fancy</b>'\n"
+                             "display(Fancy())\nfrom IPython.display import display as d2, HTML\nd2(HTML('<i>x</i>'))\n"
+                             "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()\n"
+                             "fig = plt.figure()\nplt.plot([3, 2, 1])\n41 + 1")
+    assert result.success, result.error_in_exec
+    kinds = [sorted(data) for data, _ in published]
+    assert published[0][0]["text/html"] == "<b>fancy</b>"
+    assert published[1][0]["text/html"] == "<i>x</i>"
+    pngs = [data for data, _ in published if "image/png" in data]
+    assert len(pngs) == 2, f"one figure from show(), one left open at the end; got {kinds}"
+    import base64
+
+    assert base64.b64decode(pngs[0]["image/png"]).startswith(b"\x89PNG")
+    # As with the inline backend: the value of the last expression, then the figures left open.
+    assert published[-2][0] == {"text/plain": "42"} and "image/png" in published[-1][0]
+
+
+def test_an_exception_leaves_the_namespace_untouched_and_shows_the_cells_line_numbers(shell, store_home, capsys):
+    run_cell(shell, "a = 'before'")
+    result = run_cell(shell, "%%remote\na = 'after'\nb = 2\nc = b / 0\nd = 4")
+    error = result.error_in_exec
+    assert type(error).__name__ == "RemoteCellError" and error.ename == "ZeroDivisionError"
+    assert shell.user_ns["a"] == "before" and "b" not in shell.user_ns
+    rendered = "\n".join(error._render_traceback_())
+    # Line 4 of the notebook cell (the %%remote line is line 1) and its source.
+    assert f'File "<remote cell {shell.execution_count - 1}>", line 4' in rendered and "c = b / 0" in rendered
+    assert "pykernel_ext" not in rendered, "our frames on the worker are not shown"
+    assert "ZeroDivisionError" in capsys.readouterr().out
+    run = last_run(store_home)
+    assert run["status"] == "failed" and run["error_type"] == "RemoteCellError"
+    assert "line 4" in run["error"]["traceback"] and "ZeroDivisionError" in run["error"]["traceback"]
+
+
+def test_a_syntax_error_reports_the_cells_line(shell, store_home):
+    result = run_cell(shell, "%%remote\nx = 1\ny = (\n")
+    assert result.error_in_exec.ename == "SyntaxError"
+    assert "line 3" in result.error_in_exec.remote_traceback
+
+
+@pytest.mark.parametrize("definition, kind", [("import threading\nlock = threading.Lock()", "lock"),
+                                              ("gen = (i for i in range(3))", "generator")])
+def test_an_unpicklable_variable_stops_the_cell_before_anything_is_sent(shell, store_home, definition, kind):
+    from pykernel_ext.remote import JOBS
+
+    name = definition.split("\n")[-1].split(" =")[0]
+    run_cell(shell, definition)
+    jobs_before = len(JOBS)
+    result = run_cell(shell, f"%%remote\nprint({name})\nz = 1")
+    assert isinstance(result.error_in_exec, UsageError)
+    message = str(result.error_in_exec)
+    assert repr(name) in message and "cannot" in message and kind in message
+    assert len(JOBS) == jobs_before and runs(store_home) == [], "nothing was submitted or recorded"
+    assert "z" not in shell.user_ns
+
+
+def test_a_large_value_warns_with_its_size_and_travels_beside_the_task(shell, store_home, monkeypatch, capsys):
+    from pykernel_ext.remote import shipping
+
+    monkeypatch.setattr(shipping, "LARGE_VALUE_BYTES", 1_000_000)
+    run_cell(shell, "import numpy as np\nbig = np.ones(500_000)")  # 4 MB
+    result = run_cell(shell, "%%remote\ntotal = big.sum()\nbig2 = big * 2")
+    assert result.success, result.error_in_exec
+    assert "sending 'big' (4.0 MB)" in capsys.readouterr().err
+    assert shell.user_ns["total"] == 500_000 and shell.user_ns["big2"].sum() == 1_000_000
+
+
+def test_push_pull_and_timeout(shell, store_home):
+    run_cell(shell, "hidden = 7")
+    result = run_cell(shell, "%%remote --push hidden --pull b\na = globals()['hidden']\nb = a * 2")
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["b"] == 14 and "a" not in shell.user_ns
+    result = run_cell(shell, "%%remote --push nowhere\nq = 1")
+    assert isinstance(result.error_in_exec, UsageError) and "nowhere" in str(result.error_in_exec)
+    started = time.monotonic()
+    result = run_cell(shell, "%%remote --timeout 1\nimport time\nfor i in range(200):\n    time.sleep(0.05)\nlate = 1")
+    assert type(result.error_in_exec).__name__ == "RemoteTimeout" and "late" not in shell.user_ns
+    assert time.monotonic() - started < 4
+    assert last_run(store_home)["status"] == "failed"
+
+
+def test_unsatisfiable_resources_fail_fast_listing_the_cluster(shell, store_home):
+    started = time.monotonic()
+    result = run_cell(shell, "%%remote --gpus 4\nx = 1")
+    elapsed = time.monotonic() - started
+    assert elapsed < 6, "spec: within 5 s"
+    message = str(result.error_in_exec)
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "no worker offers GPU=4" in message and "1 worker: tcp://" in message and "threads" in message
+    result = run_cell(shell, "%%remote --memory 900TB\nx = 1")
+    assert "900.0 TB memory" in str(result.error_in_exec)
+
+
+def test_bad_options_are_usage_errors(shell, store_home):
+    for line in ("--gpus lots", "--memory huge", "--timeout 0", "--push 1x", "--frobnicate"):
+        result = run_cell(shell, f"%%remote {line}\nx = 1")
+        assert isinstance(result.error_in_exec, UsageError), line
+        assert "usage: %%remote" in str(result.error_in_exec)
+
+
+def test_interrupt_stops_the_remote_code_and_the_worker_stays_usable(shell, store_home):
+    class InterruptOnStart(TimedStream):
+        def write(self, text: str) -> int:
+            if "started" in text and not self.writes:
+                threading.Timer(0.2, _thread.interrupt_main).start()  # as Jupyter's interrupt button does
+            return super().write(text)
+
+    stream = InterruptOnStart()
+    with contextlib.redirect_stdout(stream):
+        result = run_cell(shell, "%%remote\nimport time, os\nprint('started', flush=True)\n"
+                                 "for i in range(400):\n    time.sleep(0.025)\nfinished = True")
+        returned = time.time()
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert returned - (stream.first_arrival("started") + 0.2) < 2.5, "spec: stops within 2 s"
+    assert "finished" not in shell.user_ns
+    interrupted = last_run(store_home)
+    assert interrupted["status"] == "interrupted"
+    result = run_cell(shell, "%%remote\nimport os\nagain = os.getpid()")
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["again"] == interrupted["worker"]["pid"], "the same worker process ran the next cell"
+
+
+def test_no_wait_returns_a_handle_and_result_brings_the_variables_back(shell, store_home, capsys):
+    result = run_cell(shell, "%%remote --no-wait --name job1\nimport time\ntime.sleep(1)\nprint('bg')\nout = 42")
+    assert result.success, result.error_in_exec
+    job = shell.user_ns["job1"]
+    assert shell.user_ns["_remote_job"] is job
+    assert job.status in ("queued", "running") and "out" not in shell.user_ns
+    assert "job1.result()" in capsys.readouterr().out  # the text fallback of the status widget
+    assert job.result(timeout=30) == {"out": 42}
+    assert shell.user_ns["out"] == 42 and job.status == "ok" and job.stdout == "bg\n"
+    run_cell(shell, "%remote_jobs")
+    listing = capsys.readouterr().out
+    line = next(row for row in listing.splitlines() if row.startswith("job1"))
+    assert " ok " in line and job.run_id[:8] in line
+    assert last_run(store_home)["status"] == "ok"
+    failing = run_cell(shell, "%%remote --no-wait\nraise ValueError('later')").success
+    assert failing, "a --no-wait cell returns before it fails"
+    with pytest.raises(Exception, match="later"):
+        shell.user_ns["_remote_job"].result(timeout=30)
+
+
+def test_metrics_logged_in_a_remote_cell_reach_its_run(shell, store_home):
+    result = run_cell(shell, "%%remote --metrics acc\nimport pykernel_ext\nfor step in range(3):\n"
+                             "    pykernel_ext.log(loss=1.0 / (step + 1))\nacc = 0.9")
+    assert result.success, result.error_in_exec
+    run = last_run(store_home)
+    assert run["metric_series"]["loss"]["values"] == pytest.approx([1.0, 0.5, 1 / 3])
+    assert run["metrics"]["acc"] == pytest.approx(0.9)
+
+
+def test_shell_commands_run_on_the_worker(shell, store_home, capsys):
+    result = run_cell(shell, "%%remote\n!echo from-the-worker\nlines = !echo captured")
+    assert result.success, result.error_in_exec
+    assert "from-the-worker" in capsys.readouterr().out and shell.user_ns["lines"] == ["captured"]
+
+
+def test_the_python_api_runs_code_remotely(store_home):
+    from pykernel_ext.remote import remote
+
+    namespace = {"n": 5}
+    assert remote("m = n * n", namespace) == {"m": 25} and namespace["m"] == 25
+    job = remote("k = n + 1", namespace, wait=False)
+    assert job.result(timeout=30) == {"k": 6} and namespace["k"] == 6
+    assert last_run(store_home)["kind"] == "remote"
+
+
+def test_worker_gpus_and_the_state_file_show_the_embedded_cluster(shell, store_home):
+    from pykernel_ext.remote import cluster
+
+    assert run_cell(shell, "%%remote\nx = 1").success
+    state_files = list((store_home / ".pykernel_ext" / "clusters").glob("*.json"))
+    executor = cluster.get_executor()
+    if state_files:  # written into the store of the test that started the cluster
+        assert cluster.read_state(state_files[0])["address"] == executor.address
+    rows = cluster.worker_gpus(executor.address)
+    assert len(rows) == len(cluster.embedded_worker_specs())
+    row = rows[0]
+    assert row["worker"].startswith("tcp://") and row["nthreads"] >= 1 and isinstance(row["gpus"], list)
+    assert cluster.worker_gpus("tcp://127.0.0.1:9") == [], "unreachable: empty, never raises"
+
+
+def test_a_killed_worker_fails_the_cell_clearly_and_the_run_records_why(shell, store_home):
+    run_cell(shell, "keep = 'untouched'")
+    started = time.monotonic()
+    result = run_cell(shell, "%%remote\nimport os, time\nkeep = 'changed'\ntime.sleep(0.2)\nos.kill(os.getpid(), 9)")
+    assert time.monotonic() - started < 12, "spec: a clear error within 10 s"
+    error = result.error_in_exec
+    assert type(error).__name__ == "WorkerDied" and "died" in str(error)
+    assert shell.user_ns["keep"] == "untouched"
+    run = last_run(store_home)
+    assert run["status"] == "failed" and "died" in run["error_message"]
+    result = run_cell(shell, "%%remote\nafter = 'worker restarted'")  # the nanny brings a new worker up
+    assert result.success and shell.user_ns["after"] == "worker restarted"
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_a_gpu_cell_runs_on_a_gpu_worker_and_records_its_gpu(shell, store_home):
+    result = run_cell(shell, "%%remote --gpus 1\nimport torch\nt = torch.ones(4, device='cuda') * 2\n"
+                             "for _ in range(50):\n    t = t * 1.0\nname = torch.cuda.get_device_name(0)")
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["t"].sum().item() == 8
+    run = last_run(store_home)
+    assert run["worker"]["gpus"] and run["resources"]["gpu_available"]
+    assert run["gpu_samples"] and run["gpu_samples"][0]["host"] == run["worker"]["host"]

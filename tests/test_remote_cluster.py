@@ -1,0 +1,115 @@
+"""`%%remote` against a persistent cluster of real `dask scheduler` / `dask worker --resources GPU=1`
+processes started by `pykernel-ext cluster start`, found by the kernel through its state file.
+
+A CPU worker that declares GPU=1 exercises the `--gpus 1` scheduling path on a machine without GPUs.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, run_cell
+from conftest_remote import last_run
+
+
+@pytest.fixture(scope="module")
+def cluster_home(tmp_path_factory):
+    """A store folder with a running `pykernel-ext cluster` (1 worker declaring GPU=1); stopped at the end."""
+    from pykernel_ext.remote import cluster
+
+    home = tmp_path_factory.mktemp("cluster-home")
+    env = {"PYKERNEL_EXT_HOME": str(home), "PYKERNEL_EXT_SCHEDULER": ""}
+    started = cli("cluster", "start", "--workers", "1", "--nthreads", "2", "--resources", "GPU=1", env=env)
+    assert started.returncode == 0, started.stderr + started.stdout
+    try:
+        yield home
+    finally:
+        cluster.close_all()
+        cli("cluster", "stop", env=env)
+
+
+@pytest.fixture
+def on_cluster(cluster_home: Path, shell, monkeypatch) -> Path:
+    """Point this test's kernel (and store) at the cluster's home, as a notebook in that project would be."""
+    monkeypatch.setenv("PYKERNEL_EXT_HOME", str(cluster_home))
+    monkeypatch.delenv("PYKERNEL_EXT_SCHEDULER", raising=False)
+    return cluster_home
+
+
+def state(home: Path) -> dict:
+    return json.loads((home / ".pykernel_ext" / "cluster.json").read_text())
+
+
+def test_status_lists_the_workers_and_their_resources(on_cluster):
+    env = {"PYKERNEL_EXT_HOME": str(on_cluster)}
+    shown = cli("cluster", "status", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "1 worker(s)" in shown.stdout and "pykernel-ext-0" in shown.stdout and "GPU=1" in shown.stdout
+    report = json.loads(cli("cluster", "status", "--json", env=env).stdout)
+    assert report["running"] and report["workers"][0]["resources"] == {"GPU": 1.0}
+    assert report["workers"][0]["name"] == "pykernel-ext-0" and report["workers"][0]["gpus"] == []
+    again = cli("cluster", "start", env=env)
+    assert again.returncode == 2 and "already running" in again.stderr
+
+
+def test_a_gpu_cell_is_scheduled_on_the_worker_declaring_a_gpu(shell, on_cluster):
+    from pykernel_ext.remote import cluster
+
+    run_cell(shell, "import numpy as np\nw = np.linspace(0, 1, 5)")
+    result = run_cell(shell, "%%remote --gpus 1 --name on-gpu\nimport os\nprint('on the worker')\n"
+                             "where = os.environ.get('CUDA_VISIBLE_DEVICES')\nw2 = w * 2")
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["w2"][-1] == 2.0
+    executor = cluster.get_executor()
+    assert executor.origin == "pykernel-ext cluster"
+    assert executor.address == state(on_cluster)["scheduler"]["address"]
+    run = last_run(on_cluster)
+    assert run["name"] == "on-gpu" and run["kind"] == "remote" and run["status"] == "ok"
+    assert run["worker"]["name"] == "pykernel-ext-0" and run["worker"]["resources"] == {"GPU": 1.0}
+    assert run["remote"]["requirements"] == "GPU=1"
+
+
+def test_more_gpus_than_any_worker_declares_fails_within_seconds(shell, on_cluster):
+    started = time.monotonic()
+    result = run_cell(shell, "%%remote --gpus 2\nx = 1")
+    assert time.monotonic() - started < 6, "spec: within 5 s"
+    message = str(result.error_in_exec)
+    assert "no worker offers GPU=2" in message and "GPU=1" in message
+
+
+def test_the_server_view_of_workers_includes_the_persistent_cluster(on_cluster):
+    from pykernel_ext.remote.cluster import known_addresses, worker_gpus
+
+    address = state(on_cluster)["scheduler"]["address"]
+    assert address in known_addresses()
+    rows = [r for r in worker_gpus() if r["scheduler"] == address]
+    assert len(rows) == 1 and rows[0]["resources"] == {"GPU": 1.0} and rows[0]["nthreads"] == 2
+
+
+def test_a_killed_worker_fails_the_cell_and_is_replaced(shell, on_cluster):
+    started = time.monotonic()
+    result = run_cell(shell, "%%remote --gpus 1\nimport os\nos.kill(os.getpid(), 9)")
+    assert time.monotonic() - started < 12, "spec: a clear error within 10 s"
+    assert type(result.error_in_exec).__name__ == "WorkerDied"
+    assert last_run(on_cluster)["status"] == "failed"
+    result = run_cell(shell, "%%remote --gpus 1\nback = True")  # `dask worker`'s nanny restarts it
+    assert result.success, result.error_in_exec
+
+
+def test_stop_ends_every_process(on_cluster):
+    from pykernel_ext.remote import cluster
+
+    cluster.close_all()
+    pids = [state(on_cluster)["scheduler"]["pid"]] + [w["pid"] for w in state(on_cluster)["workers"]]
+    env = {"PYKERNEL_EXT_HOME": str(on_cluster)}
+    stopped = cli("cluster", "stop", env=env)
+    assert stopped.returncode == 0 and "Stopped" in stopped.stdout
+    import psutil
+
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+    assert cli("cluster", "status", env=env).returncode == 1
+    assert cluster.persistent_address(on_cluster / ".pykernel_ext") is None

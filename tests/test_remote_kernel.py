@@ -1,0 +1,106 @@
+"""`%%remote` in a real ipykernel over ZMQ, as JupyterLab drives it: live stream messages on iopub, figures
+as display_data, and the kernel's interrupt stopping the remote code."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+
+@pytest.fixture
+def kernel(store_home: Path):
+    env = {**os.environ, "PYKERNEL_EXT_HOME": str(store_home)}
+    env.pop("PYKERNEL_EXT_SCHEDULER", None)
+    manager, client = start_new_kernel(kernel_name="python3", env=env, cwd=str(store_home))
+    try:
+        yield manager, client
+    finally:
+        children = _children(manager)
+        client.stop_channels()
+        manager.shutdown_kernel(now=False)  # a clean exit closes the kernel's embedded cluster
+        _wait_gone(children)
+
+
+def _children(manager) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(manager.provisioner.process.pid).children(recursive=True)
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def _wait_gone(processes: list, timeout: float = 20) -> None:
+    import psutil
+
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    for proc in alive:  # only the kernel's own children, by pid
+        proc.kill()
+    assert not alive, f"the kernel left processes behind: {[p.pid for p in alive]}"
+
+
+def send(client, code: str) -> str:
+    msg = client.session.msg("execute_request", {"code": code, "silent": False, "store_history": True,
+                                                 "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+    client.shell_channel.send(msg)
+    return msg["header"]["msg_id"]
+
+
+def collect(client, msg_id: str, timeout: float = 120, on_message=None) -> tuple[dict, list[tuple[float, dict]]]:
+    """iopub messages of one request with their arrival times, until the kernel is idle; then the reply."""
+    outputs = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        io = client.get_iopub_msg(timeout=timeout)
+        if io["parent_header"].get("msg_id") != msg_id:
+            continue
+        if io["msg_type"] == "status" and io["content"]["execution_state"] == "idle":
+            break
+        outputs.append((time.time(), io))
+        if on_message:
+            on_message(io)
+    reply = client.get_shell_msg(timeout=timeout)
+    return reply["content"], outputs
+
+
+def test_remote_output_streams_live_on_iopub_and_figures_arrive_as_display_data(kernel):
+    _, client = kernel
+    reply, _ = collect(client, send(client, "%load_ext pykernel_ext\nbase = 10"))
+    assert reply["status"] == "ok"
+    cell = ("%%remote\nimport time\nfor i in range(3):\n    print('tick', i)\n    time.sleep(0.5)\n"
+            "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()\nresult = base * 3")
+    reply, outputs = collect(client, send(client, cell))
+    assert reply["status"] == "ok", reply
+    idle_at = time.time()
+    streams = [(t, m["content"]["text"]) for t, m in outputs if m["msg_type"] == "stream"]
+    first_tick = next(t for t, text in streams if "tick 0" in text)
+    assert idle_at - first_tick > 0.8, "stdout reached iopub while the cell was still running"
+    assert sum("tick" in text for _, text in streams) >= 2, "ticks arrive as separate stream messages"
+    displays = [m["content"]["data"] for _, m in outputs if m["msg_type"] == "display_data"]
+    assert any("image/png" in d for d in displays), "the figure came back as an image"
+    assert any("· ok ·" in d.get("text/plain", "") for d in displays), "the run summary widget is shown"
+    reply, outputs = collect(client, send(client, "print(result)"))
+    assert "30" in "".join(m["content"].get("text", "") for _, m in outputs)
+
+
+def test_interrupting_the_kernel_stops_the_remote_cell(kernel):
+    manager, client = kernel
+    collect(client, send(client, "%load_ext pykernel_ext"))
+    interrupted_at: list[float] = []
+
+    def interrupt_once_running(message: dict) -> None:
+        if message["msg_type"] == "stream" and "running" in message["content"]["text"] and not interrupted_at:
+            interrupted_at.append(time.time())
+            manager.interrupt_kernel()
+
+    cell = "%%remote\nimport time\nprint('running', flush=True)\nfor i in range(600):\n    time.sleep(0.025)\ndone = 1"
+    reply, _ = collect(client, send(client, cell), on_message=interrupt_once_running)
+    assert interrupted_at, "the cell never reported running"
+    assert time.time() - interrupted_at[0] < 2.5, "spec: the remote code stops within 2 s"
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    reply, outputs = collect(client, send(client, "%%remote\nafter = 1\nprint('worker still usable')"))
+    assert reply["status"] == "ok"
+    assert "worker still usable" in "".join(m["content"].get("text", "") for _, m in outputs)
