@@ -33,11 +33,12 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+# The venv's bin on PATH, so `!pykernel-ext ...` in a notebook finds the command.
 lab: install
-	$(VENV)/bin/jupyter lab --notebook-dir=examples $(ROOT_FLAG)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyter lab --notebook-dir=examples $(ROOT_FLAG)
 
 test: install-test browser-deps
-	$(PY) -m pytest -q
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q
 
 bench: install
 	$(PIP) install --quiet -e ".[torch,bench]"

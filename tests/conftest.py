@@ -9,6 +9,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Kernels started by tests find `pykernel-ext` (examples run `!pykernel-ext ...`) however pytest was started.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
 # jp_fetch, jp_serverapp, ... for the server extension's tests (the plugin has no entry point of its own).
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 

@@ -38,6 +38,11 @@ def test_track_example_records_what_it_promises(store_home: Path):
     assert {d["name"] for d in train["data"]} == {"X", "y"}
     assert {e["name"] for e in train["code"]["closure"]} == {"MLP", "train_epoch"}
     assert len(train["metric_series"]["loss"]["values"]) == 6
+    import nbformat
+
+    executed = nbformat.read(store_home / "out.ipynb", as_version=4)
+    listing = "".join(o.get("text", "") for o in executed.cells[-1].outputs)
+    assert "NAME" in listing and "evaluate" in listing  # `!pykernel-ext runs list` ran in the kernel
     evaluate = json.loads(cli("runs", "show", runs["evaluate"]["id"], "--json").stdout)
     assert [a["path"] for a in evaluate["artifacts"]] == ["model.pt"]
     assert 0.0 <= evaluate["metrics"]["accuracy"] <= 1.0
