@@ -11,6 +11,7 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 from conftest import cli
+from kernel_helpers import execute
 
 
 @pytest.fixture
@@ -22,27 +23,6 @@ def kernel(store_home: Path):
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
-
-
-def execute(client, code: str, cell_id: str | None = None, timeout: float = 60) -> tuple[dict, list[dict]]:
-    """Send an execute_request (with JupyterLab's cellId metadata) and collect its iopub messages."""
-    msg = client.session.msg("execute_request", {"code": code, "silent": False, "store_history": True,
-                                                 "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
-    if cell_id:
-        msg["metadata"]["cellId"] = cell_id
-    client.shell_channel.send(msg)
-    msg_id = msg["header"]["msg_id"]
-    outputs = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        io = client.get_iopub_msg(timeout=timeout)
-        if io["parent_header"].get("msg_id") != msg_id:
-            continue
-        if io["msg_type"] == "status" and io["content"]["execution_state"] == "idle":
-            break
-        outputs.append(io)
-    reply = client.get_shell_msg(timeout=timeout)
-    return reply["content"], outputs
 
 
 def test_tracked_cell_in_a_kernel_records_cell_id_notebook_and_shows_a_widget(kernel, store_home):

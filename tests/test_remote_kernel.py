@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from jupyter_client.manager import start_new_kernel
 
+from kernel_helpers import collect, send
+
 
 @pytest.fixture
 def kernel(store_home: Path):
@@ -40,30 +42,6 @@ def _wait_gone(processes: list, timeout: float = 20) -> None:
     for proc in alive:  # only the kernel's own children, by pid
         proc.kill()
     assert not alive, f"the kernel left processes behind: {[p.pid for p in alive]}"
-
-
-def send(client, code: str) -> str:
-    msg = client.session.msg("execute_request", {"code": code, "silent": False, "store_history": True,
-                                                 "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
-    client.shell_channel.send(msg)
-    return msg["header"]["msg_id"]
-
-
-def collect(client, msg_id: str, timeout: float = 120, on_message=None) -> tuple[dict, list[tuple[float, dict]]]:
-    """iopub messages of one request with their arrival times, until the kernel is idle; then the reply."""
-    outputs = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        io = client.get_iopub_msg(timeout=timeout)
-        if io["parent_header"].get("msg_id") != msg_id:
-            continue
-        if io["msg_type"] == "status" and io["content"]["execution_state"] == "idle":
-            break
-        outputs.append((time.time(), io))
-        if on_message:
-            on_message(io)
-    reply = client.get_shell_msg(timeout=timeout)
-    return reply["content"], outputs
 
 
 def test_remote_output_streams_live_on_iopub_and_figures_arrive_as_display_data(kernel):

@@ -280,7 +280,7 @@ async def test_artifact_traversal_refused(http_server_client, jp_base_url, jp_au
         f"runs/{run_id}/artifacts/linked.txt": (400,),  # blob file links out of the store
         f"runs/{run_id}/artifacts/a%00b": (400,),
         f"runs/{run_id}/logs/stdout": (400,),  # log blob reference is a path
-        f"runs/%2e%2e/artifacts/x": (400,),
+        "runs/%2e%2e/artifacts/x": (400,),
         f"runs/{run_id}/logs/%2e%2e": (400,),
     }
     for tail, statuses in attempts.items():
