@@ -357,6 +357,14 @@ async def test_every_endpoint_requires_authentication(http_server_client, jp_bas
     assert ok.code == 200
 
 
+async def test_token_in_the_query_string_authenticates(http_server_client, jp_base_url, jp_auth_header, server_store):
+    token = jp_auth_header["Authorization"].split()[-1]
+    ok = await raw_get(http_server_client, jp_base_url, f"runs?limit=1&token={token}")
+    assert ok.code == 200 and "runs" in json.loads(ok.body)  # Jupyter's own parameter is not one of ours
+    wrong = await raw_get(http_server_client, jp_base_url, "runs?token=wrong")
+    assert wrong.code == 403
+
+
 async def test_store_work_runs_off_the_event_loop(jp_fetch, jp_serverapp, monkeypatch):
     runs_api = jp_serverapp.web_app.settings["pykernel_ext"]["api"]
     threads = []

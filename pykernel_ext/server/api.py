@@ -82,10 +82,15 @@ def _finite(value: Any) -> Any:
 # ---- query parsing --------------------------------------------------------------------------------
 
 
+JUPYTER_AUTH_PARAMETER = "token"
+
+
 def single_values(query: Mapping[str, list[bytes]], allowed: set[str]) -> dict[str, str]:
     """One decoded value per query parameter; unknown or repeated parameters are refused."""
-    # JupyterLab's ServerConnection appends a bare timestamp (`&1700000000000`) to bust caches.
-    query = {k: v for k, v in query.items() if not (k.isdigit() and v in ([b""], [""]))}
+    # JupyterLab's ServerConnection appends a bare timestamp (`&1700000000000`) to bust caches, and
+    # `token` is Jupyter's own authentication parameter (already checked by the time we parse).
+    query = {k: v for k, v in query.items()
+             if k != JUPYTER_AUTH_PARAMETER and not (k.isdigit() and v in ([b""], [""]))}
     unknown = sorted(set(query) - allowed)
     if unknown:
         raise BadRequest(f"unknown query parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
