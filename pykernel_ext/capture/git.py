@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..per_process import PerProcess
+
 GIT_TIMEOUT_S = 5.0
 UNTRACKED_CAP = 200
 DEFAULT_DIFF_CAP_BYTES = 256 * 1024
@@ -218,17 +220,11 @@ class _DaemonExecutor:
         return future
 
 
-_executor: _DaemonExecutor | None = None
-_executor_lock = threading.Lock()
+_executor: PerProcess[_DaemonExecutor] = PerProcess(_DaemonExecutor)
 
 
 def _get_executor() -> _DaemonExecutor:
-    global _executor
-    with _executor_lock:
-        # After a fork the child has the object but not the thread; start a new one there.
-        if _executor is None or _executor._pid != os.getpid():
-            _executor = _DaemonExecutor()
-        return _executor
+    return _executor.get()
 
 
 def start_git_capture(path: str | Path, diff_cap_bytes: int = DEFAULT_DIFF_CAP_BYTES) -> "Future[dict[str, Any] | None]":

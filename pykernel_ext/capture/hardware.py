@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from pykernel_ext.gpu import gpu_status, gpus_used_by_pid, sample_gpus
+from pykernel_ext.per_process import PerProcess
 
 MAX_GPU_SAMPLES = 2000
 
@@ -144,17 +145,11 @@ class _SamplingThread:
                     logger.debug("resource sampling failed", exc_info=True)
 
 
-_thread: _SamplingThread | None = None
-_thread_lock = threading.Lock()
+_thread: PerProcess[_SamplingThread] = PerProcess(_SamplingThread)
 
 
 def _sampling_thread() -> _SamplingThread:
-    global _thread
-    with _thread_lock:
-        # After a fork the child has the object but not the thread.
-        if _thread is None or _thread.pid != os.getpid():
-            _thread = _SamplingThread()
-        return _thread
+    return _thread.get()
 
 
 class ResourceSampler:

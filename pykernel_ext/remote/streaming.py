@@ -14,6 +14,8 @@ import sys
 import threading
 from typing import Any, Callable
 
+from ..per_process import PerProcess
+
 FLUSH_SECONDS = 0.02
 MAX_PENDING_CHARS = 256 * 1024  # flush at once past this, so a huge print is not held in memory
 MPL_BACKEND = "module://pykernel_ext.remote.mpl_backend"
@@ -154,16 +156,11 @@ class _Flusher:
                     pass
 
 
-_flusher_instance: _Flusher | None = None
-_flusher_lock = threading.Lock()
+_flusher_instance: PerProcess[_Flusher] = PerProcess(_Flusher)
 
 
 def _flusher() -> _Flusher:
-    global _flusher_instance
-    with _flusher_lock:
-        if _flusher_instance is None or _flusher_instance.pid != os.getpid():
-            _flusher_instance = _Flusher()
-        return _flusher_instance
+    return _flusher_instance.get()
 
 
 # ---- routing per thread -------------------------------------------------------------------------
