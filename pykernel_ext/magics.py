@@ -249,28 +249,23 @@ REMOTE_PARSER.add_argument("--no-wait", action="store_true",
 add_track_arguments(REMOTE_PARSER)
 
 
-class _CellSink:
-    """Remote output into the running cell's output area (called from the kernel's main thread)."""
+def _cell_sink() -> Any:
+    """Remote output into the running cell's output area: text as PrintSink writes it, displays and
+    clears through IPython's display machinery (called from the kernel's main thread)."""
+    from .remote.jobs import PrintSink
 
-    def stream(self, name: str, text: str) -> None:
-        import sys
+    class CellSink(PrintSink):
+        def display(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+            from IPython.display import publish_display_data
 
-        stream = sys.stderr if name == "stderr" else sys.stdout
-        stream.write(text)
-        stream.flush()
+            publish_display_data(data, metadata)
 
-    def display(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
-        from IPython.display import publish_display_data
+        def clear(self, wait: bool) -> None:
+            from IPython.display import clear_output
 
-        publish_display_data(data, metadata)
+            clear_output(wait=wait)
 
-    def clear(self, wait: bool) -> None:
-        from IPython.display import clear_output
-
-        clear_output(wait=wait)
-
-    def status(self, job: Any) -> None:
-        pass
+    return CellSink()
 
 
 @magics_class
@@ -296,7 +291,7 @@ class RemoteMagics(Magics):
         options = RemoteOptions(gpus=args.gpus, cpus=args.cpus, memory=args.memory, scheduler=args.scheduler,
                                 push=args.push, pull=args.pull, timeout=args.timeout, wait=not args.no_wait)
         context = TrackMagics.run_context(self, cell, kind="remote")  # type: ignore[arg-type]
-        sink = _CellSink()
+        sink = _cell_sink()
         try:
             job = submit_remote(context, options, track_options(args), sink=sink,
                                 display_source=f"%%remote {line}\n{cell}", line_offset=1,
