@@ -50,14 +50,14 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .parameters import collect_parameters, expand_sweep, notebook_parameters, parse_sweep
+    from .parameters import collect_parameters, expand_sweep, parse_sweep
     from .runner import BatchOptions, BatchRunner, print_progress
 
     notebook = Path(args.notebook)
     options = BatchOptions(parallel=args.parallel, scheduler=args.scheduler, gpus_per_run=args.gpus_per_run,
                            output_dir=args.output_dir, kernel=args.kernel, timeout=args.timeout, name=args.name)
     runner = BatchRunner(notebook, options)  # checks the notebook and the kernel before anything runs
-    spec = notebook_parameters(notebook)
+    spec = runner.parameters
     base = collect_parameters(spec, [tuple(p) for p in args.parameter], args.yaml, args.parameters_file)
     sets = expand_sweep(base, [parse_sweep(text, spec) for text in args.sweep])
     results = runner.run(sets, progress=print_progress)

@@ -15,6 +15,7 @@ from ..config import Settings
 from ..errors import PykernelExtError
 from ..tracking import Run, RunContext, TrackOptions, open_store
 from .execute import NotebookOutcome, NotebookTask, execute_notebook_task
+from .parameters import notebook_parameters
 
 
 class BatchError(PykernelExtError):
@@ -93,6 +94,8 @@ class BatchRunner:
         self.notebook_bytes, parsed = load_notebook(self.notebook)
         self.kernel = resolve_kernel(options.kernel, parsed)
         self.label = _label(self.notebook, self.settings.home)
+        self.parameters = notebook_parameters(self.notebook)  # the parameters cell: names, types, defaults
+        self._defaults = _literal_defaults(self.parameters)
         self.output_dir = Path(options.output_dir or Path("pykernel-ext-runs") / self.notebook.stem)
 
     def run(self, parameter_sets: list[dict[str, Any]], progress: Callable[[dict[str, int]], None] | None = None,
@@ -145,15 +148,6 @@ class BatchRunner:
 
     def _effective(self, given: dict[str, Any]) -> dict[str, Any]:
         """The notebook's defaults (those that are literals) overridden by the values given."""
-        import ast
-
-        from .parameters import notebook_parameters
-
-        if not hasattr(self, "_defaults"):
-            self._defaults: dict[str, Any] = {}
-            for name, spec in notebook_parameters(self.notebook).items():
-                with contextlib.suppress(ValueError, SyntaxError, TypeError):
-                    self._defaults[name] = ast.literal_eval(spec["default"])
         return {**self._defaults, **given}
 
     def _execute(self, tasks: list[NotebookTask], counts: dict[str, int],
@@ -195,6 +189,16 @@ class BatchRunner:
         path = self.output_dir / f"{self.notebook.stem}-{run_id[:8]}.ipynb"
         path.write_bytes(executed)
         return path
+
+
+def _literal_defaults(parameters: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    import ast
+
+    defaults: dict[str, Any] = {}
+    for name, spec in parameters.items():
+        with contextlib.suppress(ValueError, SyntaxError, TypeError):
+            defaults[name] = ast.literal_eval(spec["default"])
+    return defaults
 
 
 def _children_metrics(store, children: list[str]) -> dict[str, float]:
