@@ -356,8 +356,7 @@ class Run:
     def _flush_metrics(self) -> None:
         rows, self._metric_rows = self._metric_rows, []
         if rows:
-            self._write("metrics", lambda store: store.finish_run(
-                self.id, {"metrics": dict(self._last_metrics)}, self.details, rows))
+            self._write("metrics", lambda store: store.append_metrics(self.id, rows, dict(self._last_metrics)))
         self._last_flush = time.monotonic()
 
     # ---- failure handling -------------------------------------------------------------------

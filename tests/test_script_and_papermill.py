@@ -88,3 +88,20 @@ def test_track_block_source_keeps_its_comments_but_not_the_code_after(tmp_path):
                       "    # leading comment\n    y = 1\n\n    # trailing comment\n# module comment\nz = 2\n")
     assert with_block_source(str(script), 2) == "# leading comment\ny = 1\n\n# trailing comment\n"
     assert code_hash(with_block_source(str(script), 2)) == code_hash("# leading comment\ny = 1\n\n# trailing comment")
+
+
+def test_metrics_are_flushed_while_the_run_is_still_running(store_home, monkeypatch):
+    import pykernel_ext
+    from pykernel_ext import tracking
+    from pykernel_ext.store import RunStore
+
+    monkeypatch.setattr(tracking, "METRIC_FLUSH_SECONDS", 0.0)
+    with pykernel_ext.track(name="live", code="pass") as run:
+        run.log(loss=1.0)
+        run.log(loss=0.5)
+        with RunStore.open(store_home / ".pykernel_ext") as store:
+            seen = store.get_run(run.id)
+        assert seen["status"] == "running" and seen["metric_series"]["loss"]["values"] == [1.0, 0.5]
+    with RunStore.open(store_home / ".pykernel_ext") as store:
+        final = store.get_run(run.id)
+    assert final["status"] == "ok" and final["metric_series"]["loss"]["values"] == [1.0, 0.5]  # no duplicates

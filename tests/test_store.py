@@ -198,3 +198,12 @@ def test_eight_processes_write_500_runs_each(store_home):
         _, ok = s.list_runs(status="ok", limit=1)
         metrics = s._conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
     assert running == 0 and ok == 4000 and metrics == 4000
+
+
+def test_append_metrics_while_running(store):
+    summary = _summary()
+    store.begin_run(summary, {"code": {"source": "x"}})
+    store.append_metrics(summary["id"], [("loss", 0, 0.9, 1.0), ("loss", 1, 0.5, 2.0)], {"loss": 0.5})
+    run = store.get_run(summary["id"])
+    assert run["status"] == "running" and run["metrics"] == {"loss": 0.5}
+    assert run["metric_series"]["loss"]["values"] == [0.9, 0.5] and run["code"] == {"source": "x"}

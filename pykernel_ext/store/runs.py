@@ -184,6 +184,15 @@ class RunStore:
                       s.get("memory_used_bytes"), s.get("memory_total_bytes")) for s in gpu_samples],
                 )
 
+    def append_metrics(self, run_id: str, rows: list[tuple[str, int | None, float, float]],
+                       last_values: dict[str, float]) -> None:
+        """Add metric points to a running run and refresh its summary values (a live flush)."""
+        with self.transaction() as conn:
+            conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
+                             [(run_id, k, step, v, ts) for k, step, v, ts in rows])
+            conn.execute("UPDATE runs SET metrics_json = ?, updated_at = ? WHERE id = ?",
+                         (_dumps(last_values), time.time(), run_id))
+
     def merge_details(self, run_id: str, patch: dict[str, Any]) -> None:
         """Add keys to a run's details (used by captures that finish after the run, such as git)."""
         with self.transaction() as conn:
