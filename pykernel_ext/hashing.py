@@ -385,7 +385,68 @@ def _hash_ndarray(a: Any) -> ValueHash:
     return ValueHash(hasher.hexdigest(), "ndarray", a.nbytes, detail)
 
 
+# ---- tensors: unchanged data is never read twice -------------------------------------------------------------
+# A tensor's digest is kept while its storage lives, keyed by the view (offset, shape, stride, dtype) and checked
+# against its state: the storage's address and size, torch's version counter (bumped by every in-place change,
+# shared by views and detached aliases such as state_dict() entries) and a sample of its bytes. The sample catches
+# writes that bypass the version counter (`p.data += ...`, as in popular tutorials): a dense update changes it
+# with near certainty; a write to a few elements through `.data` alone can escape it, as it escapes autograd.
+_SAMPLE_BYTES = 4096
+_SAMPLE_RUN = 64
+_tensor_cache: dict[tuple, tuple[Any, tuple, tuple[str, int, str]]] = {}
+_tensor_cache_lock = threading.Lock()
+
+
+def tensor_state(t: Any) -> tuple | None:
+    """A cheap identity of a tensor's current data (no full read); None when it has none to offer."""
+    try:
+        storage = t.untyped_storage()
+        return (storage.data_ptr(), storage.nbytes(), t._version, _sample_digest(storage))
+    except Exception:  # noqa: BLE001 - sparse, quantized, meta, functorch wrappers: hashed in full every time
+        return None
+
+
+def _sample_digest(storage: Any) -> str:
+    import torch
+
+    nbytes = storage.nbytes()
+    data = torch.empty(0, dtype=torch.uint8, device=storage.device).set_(storage)
+    if nbytes > _SAMPLE_BYTES:
+        # Runs of contiguous bytes spread evenly over the storage: every byte position of the elements is seen,
+        # and few memory pages are touched (a byte per page costs a TLB miss each).
+        runs = _SAMPLE_BYTES // _SAMPLE_RUN
+        data = data.as_strided((runs, _SAMPLE_RUN), ((nbytes - _SAMPLE_RUN) // (runs - 1), 1))
+    return hash_bytes(data.contiguous().cpu().numpy().data)
+
+
+def _tensor_cache_key(t: Any) -> tuple | None:
+    try:
+        return (id(t.untyped_storage()), t.storage_offset(), tuple(t.shape), t.stride(), str(t.dtype))
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def _tensor_digest(t: Any) -> tuple[str, int, str]:
+    """(digest, nbytes, detail) of a tensor, from the cache when its data has not changed."""
+    key = _tensor_cache_key(t)
+    state = tensor_state(t) if key is not None else None
+    if key is not None and state is not None:
+        with _tensor_cache_lock:
+            cached = _tensor_cache.get(key)
+        if cached is not None and cached[0]() is t.untyped_storage() and cached[1] == state:
+            return cached[2]
+    result = _tensor_digest_uncached(t)
+    if key is not None and state is not None:
+        def forget(_: Any, key: tuple = key) -> None:
+            with _tensor_cache_lock:
+                _tensor_cache.pop(key, None)
+
+        with _tensor_cache_lock:
+            _tensor_cache[key] = (weakref.ref(t.untyped_storage(), forget), state, result)
+    return result
+
+
+def _tensor_digest_uncached(t: Any) -> tuple[str, int, str]:
     import ctypes
 
     import torch

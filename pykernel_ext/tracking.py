@@ -251,6 +251,24 @@ class Run:
         self._write("finish", lambda store: store.finish_run(
             self.id, outcome, self.details, rows, artifacts, gpu_samples))
 
+    def record_remote_outcome(self, error: BaseException | None, *, logs: dict[str, Any],
+                              resources: dict[str, Any], worker: dict[str, Any], outputs: list | None,
+                              scalars: dict[str, float], warnings: list[str], data: list[dict[str, Any]],
+                              remote: dict[str, Any]) -> None:
+        """Finish a run whose code ran on a worker: logs, resources, outputs, --metrics values and the data
+        hashes of values that live there come from the worker; the worker is where the code ran (the run's
+        owner stays this process)."""
+        if worker.get("host"):
+            self.summary["host"] = worker["host"]
+        self.warnings.extend(warnings)
+        if data:
+            known = {entry.get("name") for entry in self.details.get("data") or []}
+            self.details.setdefault("data", []).extend(e for e in data if e.get("name") not in known)
+        extra: dict[str, Any] = {"worker": worker, "remote": remote}
+        if outputs is not None:
+            extra["outputs"] = outputs
+        self.finish(error, logs=logs, resources=resources, namespace=dict(scalars), extra_details=extra)
+
     # ---- pieces of the lifecycle ------------------------------------------------------------
 
     def _analyze_code(self) -> None:

@@ -97,20 +97,26 @@ def test_display_and_matplotlib_figures_come_back_as_rich_outputs(shell, store_h
     assert published[-2][0] == {"text/plain": "42"} and "image/png" in published[-1][0]
 
 
-def test_an_exception_leaves_the_namespace_untouched_and_shows_the_cells_line_numbers(shell, store_home, capsys):
-    run_cell(shell, "a = 'before'")
-    result = run_cell(shell, "%%remote\na = 'after'\nb = 2\nc = b / 0\nd = 4")
+def test_an_exception_keeps_what_ran_before_it_as_locally_and_shows_the_cells_line_numbers(shell, store_home, capsys):
+    run_cell(shell, "a = 'before'\nhistory = []")
+    local = run_cell(shell, "a = 'after'\nb = 2\nhistory.append(b)\nc = b / 0\nd = 4")
+    expected = {k: shell.user_ns.get(k) for k in ("a", "b", "c", "d")}, list(shell.user_ns["history"])
+    run_cell(shell, "a = 'before'\nhistory = []\ndel b")
+    result = run_cell(shell, "%%remote\na = 'after'\nb = 2\nhistory.append(b)\nc = b / 0\nd = 4")
     error = result.error_in_exec
     assert type(error).__name__ == "RemoteCellError" and error.ename == "ZeroDivisionError"
-    assert shell.user_ns["a"] == "before" and "b" not in shell.user_ns
+    assert type(local.error_in_exec) is ZeroDivisionError
+    got = {k: shell.user_ns.get(k) for k in ("a", "b", "c", "d")}, list(shell.user_ns["history"])
+    assert got == expected == ({"a": "after", "b": 2, "c": None, "d": None}, [2]), \
+        "a failing remote cell leaves the notebook as the same cell run locally does"
     rendered = "\n".join(error._render_traceback_())
     # Line 4 of the notebook cell (the %%remote line is line 1) and its source.
-    assert f'File "<remote cell {shell.execution_count - 1}>", line 4' in rendered and "c = b / 0" in rendered
+    assert f'File "<remote cell {shell.execution_count - 1}>", line 5' in rendered and "c = b / 0" in rendered
     assert "pykernel_ext" not in rendered, "our frames on the worker are not shown"
     assert "ZeroDivisionError" in capsys.readouterr().out
     run = last_run(store_home)
     assert run["status"] == "failed" and run["error_type"] == "RemoteCellError"
-    assert "line 4" in run["error"]["traceback"] and "ZeroDivisionError" in run["error"]["traceback"]
+    assert "line 5" in run["error"]["traceback"] and "ZeroDivisionError" in run["error"]["traceback"]
 
 
 def test_a_syntax_error_reports_the_cells_line(shell, store_home):
@@ -142,7 +148,7 @@ def test_a_large_value_warns_with_its_size_and_travels_beside_the_task(shell, st
     run_cell(shell, "import numpy as np\nbig = np.ones(500_000)")  # 4 MB
     result = run_cell(shell, "%%remote\ntotal = big.sum()\nbig2 = big * 2")
     assert result.success, result.error_in_exec
-    assert "sending 'big' (4.0 MB)" in capsys.readouterr().err
+    assert "sending 4.0 MB to the worker (big)" in capsys.readouterr().err
     assert shell.user_ns["total"] == 500_000 and shell.user_ns["big2"].sum() == 1_000_000
 
 
@@ -208,7 +214,7 @@ def test_no_wait_returns_a_handle_and_result_brings_the_variables_back(shell, st
     assert shell.user_ns["_remote_job"] is job
     assert job.status in ("queued", "running") and "out" not in shell.user_ns
     assert "job1.result()" in capsys.readouterr().out  # the text fallback of the status widget
-    assert job.result(timeout=30) == {"out": 42}
+    assert job.result(timeout=30)["out"] == 42 and shell.user_ns["time"].__name__ == "time"
     assert shell.user_ns["out"] == 42 and job.status == "ok" and job.stdout == "bg\n"
     run_cell(shell, "%remote_jobs")
     listing = capsys.readouterr().out

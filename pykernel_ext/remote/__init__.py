@@ -67,8 +67,8 @@ def submit_remote(context: RunContext, options: RemoteOptions, track: TrackOptio
     payload = CellPayload(
         key="", topic="", source=python_source, filename=f"<remote cell {context.execution_count or len(JOBS) + 1}>",
         display_source=display_source if display_source is not None else context.source,
-        line_offset=line_offset, writes=list(writes), pull=list(options.pull), to_cpu=not _local_cuda(),
-        silent=is_silent(context.source),
+        line_offset=line_offset, writes=list(writes), pull=list(options.pull), silent=is_silent(context.source),
+        metrics=list(track.metrics),
     )
     shipment = prepare_cell(payload, namespace, names_to_send(reads, namespace, list(options.push)))
     executor = get_executor(options.scheduler)
@@ -95,7 +95,8 @@ def submit_remote(context: RunContext, options: RemoteOptions, track: TrackOptio
     name = track.name or run.summary.get("name") or payload.key
     variable = track.name if (track.name and track.name.isidentifier() and not options.wait) else None
     job = RemoteJob(task, run, namespace, name=name, variable=variable or (None if options.wait else DEFAULT_HANDLE),
-                    wants=wants, timeout=options.timeout, log_cap=run.settings.log_cap_bytes)
+                    wants=wants, timeout=options.timeout, log_cap=run.settings.log_cap_bytes,
+                    mirror=shipment.mirror, cuda=_local_cuda())
     JOBS.append(job)
     if not options.wait:
         job.follow_in_background(view_factory(job) if view_factory else QuietSink())

@@ -125,23 +125,23 @@ class DaskExecutor:
                 self.client.subscribe_topic(self.topic, self._dispatch)
             self._queues[key] = events
         try:
-            scattered = self._scatter(shipment.large, placement)
-            future = self.client.submit(run_cell, shipment.payload, scattered, key=key, pure=False, retries=0,
+            inputs = shipment.inputs if shipment.inline else self._scatter(shipment.inputs, placement)
+            future = self.client.submit(run_cell, shipment.payload, inputs, key=key, pure=False, retries=0,
                                         allow_other_workers=False, **placement)
         except BaseException:
             self._forget(key)
             raise
         # Wake the waiting thread the moment the result is in, instead of at its next poll.
         future.add_done_callback(lambda _: events.put({"type": "_done"}))
-        return RemoteTask(self, key, future, events, scattered)
+        task = RemoteTask(self, key, future, events, inputs)
+        task._sent_bytes = shipment.inputs.nbytes
+        return task
 
-    def _scatter(self, large: dict[str, Any], placement: dict[str, Any]) -> dict[str, Any]:
-        if not large:
-            return {}
-        # Big values go straight to a worker that can run the cell; the scheduler then prefers it (data
-        # locality), and they never pass through the scheduler inside the task.
+    def _scatter(self, inputs: Any, placement: dict[str, Any]) -> Any:
+        # A big graph goes straight to a worker that can run the cell (the scheduler then prefers it: data
+        # locality), never through the scheduler inside the task. One object: the graph stays whole.
         targets = placement.get("workers") or self._workers_offering(placement.get("resources") or {})
-        return self.client.scatter(large, workers=targets[:1] or None, direct=self.direct, hash=False)
+        return self.client.scatter(inputs, workers=targets[:1] or None, direct=self.direct, hash=False)
 
     def _workers_offering(self, resources: dict[str, float]) -> list[str]:
         return [address for address, info in self.workers().items()
@@ -190,13 +190,13 @@ class DaskExecutor:
 class RemoteTask:
     """One submitted cell: its future, its event queue and the worker it runs on (once started)."""
 
-    def __init__(self, executor: DaskExecutor, key: str, future: Any, events: queue.Queue,
-                 scattered: dict[str, Any]) -> None:
+    def __init__(self, executor: DaskExecutor, key: str, future: Any, events: queue.Queue, inputs: Any) -> None:
         self.executor = executor
         self.key = key
         self.future = future
         self.events = events
-        self._scattered = scattered
+        self._inputs = inputs  # the scattered graph's future, held until the cell ends
+        self._sent_bytes = 0
         self.submitted_at = time.time()
         self.worker: dict[str, Any] | None = None  # the worker's own description, from its start event
         self.ended = False  # the worker's `end` event arrived: every output event is in the queue
@@ -221,6 +221,17 @@ class RemoteTask:
 
     def done(self) -> bool:
         return self.future.done()
+
+    def finished(self) -> bool:
+        """Done with a result (not cancelled, not lost)."""
+        return self.future.status == "finished"
+
+    def cancel(self) -> None:
+        self.future.cancel()
+
+    @property
+    def sent_bytes(self) -> int:
+        return self._sent_bytes
 
     def check(self, wants: Requirements | None = None) -> None:
         """Raise WorkerDied or ResourceUnavailable when the cell can no longer finish (rate-limited)."""
@@ -267,7 +278,7 @@ class RemoteTask:
     def release(self) -> None:
         """Drop the task's data on the cluster and its event subscription."""
         self.executor._forget(self.key)
-        self._scattered = {}
+        self._inputs = None
         try:
             self.future.release()
         except Exception:  # noqa: BLE001

@@ -4,7 +4,6 @@ the notebook as a handle whose `.result()` brings the variables back later.
 """
 from __future__ import annotations
 
-import importlib
 import sys
 import threading
 import time
@@ -13,6 +12,7 @@ from typing import Any, Protocol
 
 from .errors import RemoteCellError, RemoteError, RemoteTimeout
 from .executor import RemoteTask, Requirements
+from .graph import Mirror, Packed, unpack
 
 END_GRACE_SECONDS = 2.0  # after the result, wait this long at most for the last output events
 INTERRUPT_WAIT_SECONDS = 3.0  # after an interrupt, wait this long for the cell to stop
@@ -87,7 +87,8 @@ class RemoteJob:
     """One remote cell. `status`: queued, running, ok, failed or interrupted."""
 
     def __init__(self, task: RemoteTask, run: Any, namespace: dict[str, Any], *, name: str, variable: str | None,
-                 wants: Requirements, timeout: float | None, log_cap: int) -> None:
+                 wants: Requirements, timeout: float | None, log_cap: int, mirror: Mirror | None,
+                 cuda: bool = False) -> None:
         self.task = task
         self.run = run
         self.key = task.key
@@ -102,13 +103,17 @@ class RemoteJob:
         self.ended_at: float | None = None
         self.logs = _Logs(log_cap)
         self.notes: list[str] = []  # what the user should know: values that could not come back
+        self.returned_bytes = 0
         self._namespace = namespace
-        self._values: dict[str, Any] | None = None
-        self._modules: dict[str, str] = {}
+        self._mirror = mirror  # what was sent: results refer to these notebook objects
+        self._cuda = cuda
+        self._graph: Packed | None = None  # the results, unpacked into the notebook by `apply()`
+        self._values: dict[str, Any] = {}
         self._applied = False
         self._done = threading.Event()
         self._sink: OutputSink = PrintSink()
         self._thread: threading.Thread | None = None
+        self._apply_lock = threading.Lock()
 
     # ---- public handle -----------------------------------------------------------------------------
 
@@ -135,16 +140,18 @@ class RemoteJob:
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         """Wait for the cell, put its variables into the notebook, and return them as a dict.
 
-        Raises the cell's error (with the remote traceback) if it failed. Interrupting the wait leaves the
-        cell running; `cancel()` stops it.
+        Raises the cell's error (with the remote traceback) if it failed, after bringing back what it had
+        done until then, as a local cell would. Interrupting the wait leaves the cell running; `cancel()`
+        stops it.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._done.wait(0.1):
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"remote cell {self.name!r} is still {self.status} after {timeout} s")
+        values = self.apply()
         if self.error is not None:
             raise self.error
-        return self.apply()
+        return values
 
     def cancel(self) -> None:
         """Stop the cell: a queued one is cancelled, a running one gets KeyboardInterrupt on its worker."""
@@ -152,17 +159,17 @@ class RemoteJob:
             self.task.interrupt()
 
     def apply(self) -> dict[str, Any]:
-        """Bind the results in the notebook's namespace (once) and return them."""
-        values = dict(self._values or {})
-        if not self._applied:
+        """Bring the results into the notebook (once): assigned names are bound, and notebook objects the
+        cell changed in place are updated in place; returns the assigned values."""
+        with self._apply_lock:
+            if self._applied or self._graph is None:
+                self._applied = True
+                return dict(self._values)
             self._applied = True
-            for name, module in self._modules.items():
-                try:
-                    self._namespace[name] = importlib.import_module(module)
-                except ImportError:
-                    self.notes.append(f"{name!r} is module {module!r} on the worker, not importable here")
-            self._namespace.update(values)
-        return values
+            graph, self._graph = self._graph, None
+            self._values = apply_results(graph, self._mirror, self._namespace, cuda=self._cuda)
+            self._mirror = None  # the notebook objects it held are no longer needed here
+            return dict(self._values)
 
     def __repr__(self) -> str:
         return f"<RemoteJob {self.name!r} {self.status} on {self.worker or '(not started)'} run {self.run_id[:8]}>"
@@ -181,9 +188,13 @@ class RemoteJob:
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame: the error is the cell's
         self._sink = sink
         self._follow()
+        try:
+            values = self.apply()
+        finally:
+            self._show_notes()
         if self.error is not None:
             raise self.error
-        return self.apply()
+        return values
 
     def follow_in_background(self, sink: OutputSink) -> None:
         """`--no-wait`: follow on a daemon thread; `result()` collects later."""
@@ -204,10 +215,11 @@ class RemoteJob:
             except RemoteTimeout as exc:
                 outcome, error = self._stop(), exc
             except RemoteError as exc:  # the worker died, or no worker can take it
-                self.task.future.cancel()
+                self.task.cancel()
                 error = exc
-            if outcome is not None and error is None:
-                error = self._take(outcome)
+            if outcome is not None:
+                taken = self._take(outcome)
+                error = error or taken
         except BaseException as exc:  # noqa: BLE001 - record whatever ended it, then report it
             error = exc
         finally:
@@ -226,7 +238,7 @@ class RemoteJob:
             if self.task.done():
                 # The result can overtake the last output events; give them a moment unless it failed.
                 done_at = done_at or time.monotonic()
-                if self.task.ended or self.task.future.status != "finished" or \
+                if self.task.ended or not self.task.finished() or \
                         time.monotonic() - done_at > END_GRACE_SECONDS:
                     return
                 continue
@@ -269,20 +281,24 @@ class RemoteJob:
         if not self.task.done():
             self.notes.append(f"the cell is still running on {self.worker} (blocked outside Python code?); it "
                               "stops when it next runs Python. To force it, restart that worker.")
-            self.task.future.cancel()
+            self.task.cancel()
             return None
-        if self.task.future.status != "finished":
+        if not self.task.finished():
             return None
-        return self.task.future.result()
+        return self.task.outcome()
 
     def _take(self, outcome: dict[str, Any]) -> BaseException | None:
-        """Keep the worker's results; the cell's own error becomes the exception to raise."""
+        """Keep the worker's results (also after an error or an interrupt); the cell's own error becomes the
+        exception to raise."""
+        self._graph = outcome.get("graph")
+        self.returned_bytes = int(outcome.get("returned_bytes") or 0)
+        for name, reason in (outcome.get("dropped") or {}).items():
+            self.notes.append(f"{name!r} was not brought back: {reason}")
+        unpulled = outcome.get("unpulled") or []
+        if unpulled:
+            self.notes.append(f"changed on the worker but not pulled, so unchanged here: {', '.join(unpulled)}")
         status = outcome.get("status")
         if status == "ok":
-            self._values = outcome.get("values") or {}
-            self._modules = outcome.get("modules") or {}
-            for name, reason in (outcome.get("dropped") or {}).items():
-                self.notes.append(f"{name!r} was not brought back: {reason}")
             return None
         if status == "interrupted":
             return KeyboardInterrupt()
@@ -295,19 +311,46 @@ class RemoteJob:
         self.error = error
         self.status = "ok" if error is None else ("interrupted" if isinstance(error, KeyboardInterrupt)
                                                     else "failed")
-        worker = dict((outcome or {}).get("worker") or self.task.worker or {})
-        if worker.get("host"):
-            self.run.summary["host"] = worker["host"]  # where the code ran; the owner stays this kernel
+        outcome = outcome or {}
+        worker = dict(outcome.get("worker") or self.task.worker or {})
         try:
-            self.run.finish(error, logs=self.logs.record(), resources=(outcome or {}).get("resources") or {},
-                            namespace=self._values or {}, extra_details={"worker": worker, "remote": {
-                                "key": self.key, "requirements": self.wants.describe(),
-                                "sizes": (outcome or {}).get("sizes") or {}, "notes": self.notes}})
+            self.run.record_remote_outcome(
+                error, logs=self.logs.record(), resources=outcome.get("resources") or {}, worker=worker,
+                outputs=outcome.get("outputs"), scalars=outcome.get("scalars") or {},
+                warnings=outcome.get("warnings") or [], data=outcome.get("data") or [],
+                remote={"key": self.key, "requirements": self.wants.describe(), "notes": self.notes,
+                        "sent_bytes": self.task.sent_bytes, "returned_bytes": self.returned_bytes,
+                        **self.remote_details()})
         finally:
-            for note in self.notes:
-                self._sink.stream("stderr", f"pykernel-ext: {note}\n")
+            if self._thread is not None:
+                self._show_notes()  # a --no-wait cell: nobody waits in follow() to show them
             self._done.set()
             self._sink.status(self)
+
+    def remote_details(self) -> dict[str, Any]:
+        """Extra details for the run record (a session cell adds its session)."""
+        return {}
+
+    def _show_notes(self) -> None:
+        notes, self.notes_shown = self.notes[getattr(self, "notes_shown", 0):], len(self.notes)
+        if notes:
+            self._sink.stream("stderr", "".join(f"pykernel-ext: {note}\n" for note in notes))
+
+
+def apply_results(graph: Packed, mirror: Mirror | None, namespace: dict[str, Any], *, cuda: bool) -> dict[str, Any]:
+    """Unpack a cell's results into `namespace`: bind what it assigned, update in place what it changed,
+    rebind names whose object could only be replaced, drop names it deleted. Returns the assigned values."""
+    root, unpacked = unpack(graph, mirror, cuda=cuda)
+    values = dict(root.get("values") or {})
+    replaced = {id(old): new for old, new in unpacked.replaced}
+    if replaced:
+        for name, value in list(namespace.items()):
+            if id(value) in replaced:
+                namespace[name] = replaced[id(value)]
+    for name in root.get("deleted") or []:
+        namespace.pop(name, None)
+    namespace.update(values)
+    return values
 
 
 # ---- the kernel's list of remote cells --------------------------------------------------------------

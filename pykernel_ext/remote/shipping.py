@@ -1,5 +1,6 @@
-"""What a remote cell takes with it: the names it reads that the notebook defines, checked before anything
-is sent, so a value that cannot travel stops the cell with its name and the reason.
+"""What a remote cell takes with it: the names it reads that the notebook defines, as ONE object graph (see
+`graph`), checked before anything is sent, so a value that cannot travel stops the cell with its name and
+the reason.
 """
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from typing import Any
 
 from ..capture.code import SHELL_NAMES, analyze_names, code_closure
 from .errors import RemoteUsageError, ShippingError
-from .worker import CellPayload, pickled_size
+from .graph import Mirror, Packed, measure, pack
+from .worker import CellPayload
 
 LARGE_VALUE_BYTES = 100 * 1024 * 1024  # warn: sending this takes a noticeable time
-SCATTER_BYTES = 1024 * 1024  # beyond this a value goes straight to the worker instead of inside the task
-INLINE_TOTAL_BYTES = 8 * 1024 * 1024  # and values inside the task stay under this together (Dask warns at 10 MB)
+# Graphs up to this size travel inside the task; bigger ones go straight to the worker beside it (Dask warns
+# about tasks over 10 MB). Either way it is one graph: the size never changes what arrives.
+INLINE_BYTES = 1024 * 1024
 
 # IPython's output history (`_`, `_3`, `_i3`, `_oh`, ...): never data of the cell.
 _HISTORY_NAME = re.compile(r"^_+$|^_i+\d*$|^_\d+$|^_(oh|ih|dh|ii|iii)$")
@@ -23,14 +26,19 @@ _HISTORY_NAME = re.compile(r"^_+$|^_i+\d*$|^_\d+$|^_(oh|ih|dh|ii|iii)$")
 
 @dataclass
 class Shipment:
-    """A cell ready to send: the task payload, the big values sent beside it, and notes for the user."""
+    """A cell ready to send: the task payload, its inputs as one packed graph, and notes for the user.
+
+    `mirror` remembers what was sent, so that what comes back refers to the notebook's own objects."""
 
     payload: CellPayload
-    large: dict[str, Any] = field(default_factory=dict)
-    sizes: dict[str, int] = field(default_factory=dict)
+    inputs: Packed
+    mirror: Mirror
+    names: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    reads: tuple[str, ...] = ()
-    writes: tuple[str, ...] = ()
+
+    @property
+    def inline(self) -> bool:
+        return self.inputs.nbytes <= INLINE_BYTES
 
 
 def cell_names(python_source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -58,51 +66,42 @@ def names_to_send(reads: tuple[str, ...], namespace: dict[str, Any], push: list[
 
 
 def prepare_cell(payload: CellPayload, namespace: dict[str, Any], names: list[str]) -> Shipment:
-    """Check and size every value in `names`, filling `payload`; raises ShippingError before sending.
-
-    Plain values are checked before functions and classes, so a lock that a notebook function reads is
-    reported by its own name rather than as the function's failure.
-    """
-    import cloudpickle
-
-    shipment = Shipment(payload=payload)
-    ordered = sorted(names, key=lambda n: isinstance(namespace[n], (types.FunctionType, type)))
-    for name in ordered:
-        value = namespace[name]
-        if isinstance(value, types.ModuleType):
-            payload.modules[name] = value.__name__  # re-imported by name on the worker, never pickled
-            continue
-        try:
-            size = pickled_size(value, cloudpickle)
-        except Exception as exc:  # noqa: BLE001 - whatever pickling raises, the value cannot travel
-            raise ShippingError(name, _reason(value, exc)) from None
-        shipment.sizes[name] = size
-        if size > LARGE_VALUE_BYTES:
-            shipment.notes.append(f"sending {name!r} ({format_bytes(size)}) to the worker; large values "
-                                  "take time to send; load data on the worker where you can")
-        if size > SCATTER_BYTES:
-            shipment.large[name] = value
-        else:
-            payload.values[name] = value
-    _keep_task_small(shipment)
-    payload.source_lines = _function_sources([namespace[n] for n in names])
+    """Pack every value in `names` as one graph; raises ShippingError (naming the value) before sending."""
+    values = {name: namespace[name] for name in names}
+    mirror = Mirror("home", weak_only=False, track_changes=False)
+    try:
+        inputs = pack(values, mirror)
+    except Exception as exc:  # noqa: BLE001 - find the value that cannot travel and say why
+        raise _shipping_error(values, exc) from None
+    shipment = Shipment(payload=payload, inputs=inputs, mirror=mirror, names=list(values))
+    if inputs.nbytes > LARGE_VALUE_BYTES:
+        biggest = ", ".join(sorted(values, key=lambda n: _size_hint(values[n]), reverse=True)[:3])
+        shipment.notes.append(f"sending {format_bytes(inputs.nbytes)} to the worker ({biggest}); large values "
+                              "take time to send; load data on the worker, or keep it there with --session")
+    payload.source_lines = _function_sources(list(values.values()))
     return shipment
 
 
-def _keep_task_small(shipment: Shipment) -> None:
-    """Move the biggest inline values beside the task until what travels inside it is small."""
-    inline = shipment.payload.values
-    ordered = sorted(inline, key=lambda n: shipment.sizes.get(n, 0), reverse=True)
-    total = sum(shipment.sizes.get(n, 0) for n in inline)
+def _shipping_error(values: dict[str, Any], exc: BaseException) -> ShippingError:
+    # Plain values first, so a lock that a notebook function reads is reported by its own name rather than
+    # as the function's failure.
+    ordered = sorted(values, key=lambda n: isinstance(values[n], (types.FunctionType, type)))
     for name in ordered:
-        if total <= INLINE_TOTAL_BYTES:
-            break
-        total -= shipment.sizes.get(name, 0)
-        shipment.large[name] = inline.pop(name)
+        try:
+            measure(values[name])
+        except Exception as inner:  # noqa: BLE001
+            return ShippingError(name, _reason(values[name], inner))
+    return ShippingError(", ".join(values) or "(the cell's values)", _reason(None, exc))
+
+
+def _size_hint(value: Any) -> int:
+    return int(getattr(value, "nbytes", 0) or 0)
 
 
 def _reason(value: Any, exc: BaseException) -> str:
     message = str(exc).strip() or type(exc).__name__
+    if value is None:
+        return f"the values cannot be pickled together ({message})"
     return f"a {type(value).__module__}.{type(value).__qualname__} cannot be pickled ({message})"
 
 

@@ -19,13 +19,14 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from .graph import Mirror, Packed, measure, pack, unpack
 from .streaming import (CellOutput, display, flush_figures, patch_ipython_display, prepare_matplotlib,
                         routed_output, run_proxy_installed)
 
 
 @dataclass
 class CellPayload:
-    """Everything the worker needs to run one cell; built by `shipping.prepare_cell`."""
+    """Everything the worker needs to run one cell, beside its inputs (one packed graph)."""
 
     key: str
     topic: str
@@ -33,14 +34,12 @@ class CellPayload:
     filename: str  # "<remote cell N>": what tracebacks show
     display_source: str  # the cell as the user sees it, for traceback source lines
     line_offset: int = 0  # lines before the body in the notebook cell (the `%%remote` line)
-    values: dict[str, Any] = field(default_factory=dict)  # small values, sent inside the task
-    modules: dict[str, str] = field(default_factory=dict)  # name -> module, imported on the worker
     writes: list[str] = field(default_factory=list)
-    pull: list[str] = field(default_factory=list)  # explicit --pull names (replace `writes`)
-    to_cpu: bool = False  # the notebook has no CUDA: bring tensors and modules back on the CPU
+    pull: list[str] = field(default_factory=list)  # bring back only these (default: the writes)
     source_lines: dict[str, list[str]] = field(default_factory=dict)  # linecache of shipped functions
     sample_interval: float = 0.5
     silent: bool = False  # the cell ends with `;`: do not display its last expression
+    metrics: list[str] = field(default_factory=list)  # --metrics names: their final values are sent home
 
 
 # ---- interrupting a running cell ------------------------------------------------------------------
@@ -101,8 +100,13 @@ class _Registration:
 # ---- the task -------------------------------------------------------------------------------------
 
 
-def run_cell(payload: CellPayload, scattered: dict[str, Any]) -> dict[str, Any]:
-    """Run one remote cell on this worker and return its outcome (never raises for the cell's errors)."""
+def run_cell(payload: CellPayload, inputs: Packed) -> dict[str, Any]:
+    """Run one remote cell on this worker and return its outcome (never raises for the cell's errors).
+
+    The inputs arrive as one graph; what comes back is one graph too: the names the cell assigned (or
+    `payload.pull`), and the new state of every input object the cell changed in place. It comes back after
+    an error or an interrupt as well, as a local cell keeps what it did before it stopped.
+    """
     from distributed import get_worker
 
     worker = get_worker()
@@ -112,21 +116,53 @@ def run_cell(payload: CellPayload, scattered: dict[str, Any]) -> dict[str, Any]:
         worker.log_event(payload.topic, {"key": payload.key, **message})
 
     send({"type": "start", "info": info})  # "worker" is taken: the scheduler stamps it
-    sampler = _start_sampler(payload.sample_interval)
+    warnings: list[str] = []  # what the run should record as not captured on the worker
+    sampler = start_sampler(payload.sample_interval, warnings)
     started = time.time()
+    mirror = Mirror("worker", weak_only=False, track_changes=True)
     with routed_output(CellOutput(send)), run_proxy_installed():
-        outcome = _execute(payload, scattered)
-        if outcome["status"] != "interrupted":
-            _show_open_figures()
-    result = _collect(outcome, payload) if outcome["status"] == "ok" else dict(outcome)
+        try:
+            values, _ = unpack(inputs, mirror, cuda=worker_has_cuda())
+        except BaseException as exc:  # noqa: BLE001 - reported as the cell's error, with what to do
+            outcome: dict[str, Any] = {"status": "failed", "error": unpack_error_record(exc)}
+            namespace = None
+        else:
+            namespace = cell_namespace(values)
+            outcome = execute(payload, namespace)
+            if outcome["status"] != "interrupted":
+                show_open_figures()
+    result = dict(outcome)
+    if namespace is not None:
+        result.update(describe_results(namespace, payload, warnings))
+        result.update(collect_results(namespace, payload, mirror, list(values)))
     result.update(worker=info, started_at=started, ended_at=time.time(),
-                  resources=_stop_sampler(sampler, info["host"]))
+                  resources=stop_sampler(sampler, info["host"], warnings), warnings=warnings)
     send({"type": "end", "status": result["status"]})
     return result
 
 
-def _execute(payload: CellPayload, scattered: dict[str, Any]) -> dict[str, Any]:
-    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins, "display": display}
+def cell_namespace(values: dict[str, Any]) -> dict[str, Any]:
+    """The namespace a cell runs in: the globals its notebook functions share (so they see what the cell
+    assigns, as they would in the notebook), holding the inputs."""
+    namespace: dict[str, Any] = notebook_globals(values.values())
+    namespace.update({"__name__": "__main__", "__builtins__": builtins, "display": display})
+    namespace.update(values)
+    return namespace
+
+
+def notebook_globals(values: Any) -> dict[str, Any]:
+    """The globals dict cloudpickle gave the notebook's functions (one per graph), or a new one."""
+    for value in values:
+        functions = [value] if isinstance(value, types.FunctionType) else (
+            [v for v in vars(value).values() if isinstance(v, types.FunctionType)] if isinstance(value, type) else [])
+        for function in functions:
+            if function.__module__ == "__main__":
+                return function.__globals__
+    return {}
+
+
+def execute(payload: CellPayload, namespace: dict[str, Any]) -> dict[str, Any]:
+    """Run the cell's code in `namespace`: {"status": "ok" | "failed" | "interrupted", "error": ...}."""
     cell_lines = payload.display_source.splitlines(keepends=True)
     linecache.cache[payload.filename] = (len(payload.display_source), None, cell_lines, payload.filename)
     added = _add_source_lines(payload.source_lines)
@@ -135,7 +171,7 @@ def _execute(payload: CellPayload, scattered: dict[str, Any]) -> dict[str, Any]:
             try:
                 try:
                     body, last = _compile(payload)
-                    _fill_namespace(namespace, payload, scattered)
+                    _prepare_namespace(namespace, payload)
                     registration.enter_user_code()
                     exec(body, namespace)
                     if last is not None:
@@ -147,15 +183,15 @@ def _execute(payload: CellPayload, scattered: dict[str, Any]) -> dict[str, Any]:
             except KeyboardInterrupt:
                 return {"status": "interrupted"}
             except BaseException as exc:  # noqa: BLE001 - the cell's error is reported, never raised here
-                return {"status": "error", "error": _error_record(exc, payload.filename)}
-        return {"status": "ok", "namespace": namespace}
+                return {"status": "failed", "error": _error_record(exc, payload.filename)}
+        return {"status": "ok"}
     finally:
         linecache.cache.pop(payload.filename, None)
         for name in added:
             linecache.cache.pop(name, None)
 
 
-def _show_open_figures() -> None:
+def show_open_figures() -> None:
     # Figures left open are shown at the end, as the inline backend does (after an error too).
     try:
         flush_figures()
@@ -173,50 +209,12 @@ def _compile(payload: CellPayload) -> tuple[types.CodeType, types.CodeType | Non
     return compile(tree, payload.filename, "exec"), last
 
 
-def _fill_namespace(namespace: dict[str, Any], payload: CellPayload, scattered: dict[str, Any]) -> None:
-    import importlib
-
+def _prepare_namespace(namespace: dict[str, Any], payload: CellPayload) -> None:
     prepare_matplotlib(payload.source)
     if "IPython" in payload.source or "IPython.display" in sys.modules:
         patch_ipython_display()
     if "get_ipython" in payload.source:
         namespace["get_ipython"] = lambda: _WORKER_SHELL
-    for name, module in payload.modules.items():
-        try:
-            namespace[name] = importlib.import_module(module)
-        except ImportError as exc:
-            raise ModuleNotFoundError(f"module {module!r} (the notebook's {name!r}) cannot be imported on "
-                                      f"this worker: {exc}") from None
-    namespace.update(payload.values)
-    namespace.update(scattered)
-    # Rebinding copies each function's own globals in: the notebook functions they call get rebound too.
-    pending = [name for name, value in namespace.items() if _notebook_function(value)]
-    while pending:
-        name = pending.pop()
-        value = namespace[name]
-        if _notebook_function(value) and value.__globals__ is not namespace:
-            known = set(namespace)
-            namespace[name] = _rebind(value, namespace)
-            pending += [n for n in set(namespace) - known if _notebook_function(namespace[n])]
-
-
-def _notebook_function(value: Any) -> bool:
-    return isinstance(value, types.FunctionType) and value.__module__ == "__main__"
-
-
-def _rebind(func: types.FunctionType, namespace: dict[str, Any]) -> types.FunctionType:
-    """The notebook's function with the cell's namespace as its globals, so it sees what the cell assigns
-    (and the other shipped functions), as it would in the notebook."""
-    for key, value in func.__globals__.items():
-        namespace.setdefault(key, value)
-    rebound = types.FunctionType(func.__code__, namespace, func.__name__, func.__defaults__, func.__closure__)
-    rebound.__kwdefaults__ = func.__kwdefaults__
-    rebound.__dict__.update(func.__dict__)
-    rebound.__qualname__ = func.__qualname__
-    rebound.__annotations__ = func.__annotations__
-    rebound.__doc__ = func.__doc__
-    rebound.__module__ = func.__module__
-    return rebound
 
 
 def _add_source_lines(sources: dict[str, list[str]]) -> list[str]:
@@ -240,63 +238,105 @@ def _error_record(exc: BaseException, filename: str) -> dict[str, Any]:
 # ---- results --------------------------------------------------------------------------------------
 
 
-def _collect(outcome: dict[str, Any], payload: CellPayload) -> dict[str, Any]:
-    """The values to bring home: pickled here one by one, so one that cannot travel does not sink the rest."""
-    import cloudpickle
-
-    namespace = outcome["namespace"]
+def collect_results(namespace: dict[str, Any], payload: CellPayload, mirror: Mirror,
+                    sent: list[str]) -> dict[str, Any]:
+    """The graph to send home: assigned (or pulled) names, changed inputs, deleted names; what could not come
+    back is left out and named in `dropped`."""
     explicit = bool(payload.pull)
-    values: dict[str, Any] = {}
-    modules: dict[str, str] = {}
-    dropped: dict[str, str] = {}
-    sizes: dict[str, int] = {}
-    for name in payload.pull or payload.writes:
-        if name not in namespace:
-            if explicit:
-                dropped[name] = "the cell did not define it"
-            continue
-        value = namespace[name]
-        if isinstance(value, types.ModuleType):
-            modules[name] = value.__name__
-            continue
-        if payload.to_cpu:
-            value = to_cpu(value)
-        try:
-            sizes[name] = pickled_size(value, cloudpickle)
-        except Exception as exc:  # noqa: BLE001 - any pickling failure means it cannot come back
-            dropped[name] = f"{type(exc).__name__}: {exc}"
-            continue
-        values[name] = value
-    return {"status": "ok", "values": values, "modules": modules, "dropped": dropped, "sizes": sizes}
+    names = payload.pull or [n for n in payload.writes if n in namespace]
+    dropped = {n: "the cell did not define it" for n in names if n not in namespace}
+    values = {n: namespace[n] for n in names if n in namespace}
+    changed = [] if explicit else [obj for _, obj in mirror.changed_objects()]
+    deleted = [] if explicit else [n for n in sent if n not in namespace]
+    unpulled = [n for n in sent if n in namespace and n not in values and _changed(namespace[n], mirror)] \
+        if explicit else []
+    graph, failures = pack_leaving_out(values, changed, deleted, mirror, namespace)
+    dropped.update(failures)
+    return {"graph": graph, "dropped": dropped, "unpulled": unpulled, "returned_bytes": graph.nbytes}
 
 
-def pickled_size(value: Any, cloudpickle: Any) -> int:
-    """Bytes `value` takes pickled; large buffers (arrays) are measured, not copied."""
-    sizes: list[int] = []
+def describe_results(namespace: dict[str, Any], payload: CellPayload, warnings: list[str]) -> dict[str, Any]:
+    """What the run records of the results, computed here where they live: the outputs (types, values,
+    content hashes) and the --metrics values."""
+    from ..capture.outputs import describe_outputs
 
-    def keep_out_of_band(buffer: Any) -> bool:
-        sizes.append(buffer.raw().nbytes)
-        return False
+    try:
+        outputs = describe_outputs(payload.writes, namespace)
+    except Exception as exc:  # noqa: BLE001 - a record, never a reason to lose the results
+        warnings.append(f"outputs not recorded: {type(exc).__name__}: {exc}")
+        outputs = []
+    scalars = {}
+    for name in payload.metrics:
+        number = _as_number(namespace.get(name))
+        if number is not None:
+            scalars[name] = number
+    return {"outputs": outputs, "scalars": scalars}
 
-    head = cloudpickle.dumps(value, protocol=5, buffer_callback=keep_out_of_band)
-    return len(head) + sum(sizes)
+
+def _as_number(value: Any) -> float | None:
+    try:
+        if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+            value = value.item()
+        return float(value) if isinstance(value, (int, float)) else None
+    except Exception:  # noqa: BLE001
+        return None
 
 
-def to_cpu(value: Any) -> Any:
-    """CUDA tensors and modules moved to the CPU, inside dicts, lists and tuples too (like map_location)."""
+def pack_leaving_out(values: dict[str, Any], changed: list[Any], deleted: list[str], mirror: Mirror,
+                     namespace: dict[str, Any]) -> tuple[Packed, dict[str, str]]:
+    """Pack the results as one graph; a value that cannot be pickled is left out (with the reason), not the rest."""
+    try:
+        return pack({"values": values, "changed": changed, "deleted": deleted}, mirror), {}
+    except Exception:  # noqa: BLE001 - find which values cannot travel, then send the others
+        pass
+    failures: dict[str, str] = {}
+    for name, value in list(values.items()):
+        reason = _unpicklable(value, mirror)
+        if reason:
+            failures[name] = reason
+            del values[name]
+    for obj in list(changed):
+        reason = _unpicklable(obj, mirror)
+        if reason:
+            holders = [n for n, v in namespace.items() if v is obj] or [f"a {type(obj).__name__} object"]
+            for holder in holders:
+                failures[holder] = f"changed in place, but {reason}"
+            changed.remove(obj)
+    return pack({"values": values, "changed": changed, "deleted": deleted}, mirror), failures
+
+
+def _unpicklable(value: Any, mirror: Mirror) -> str | None:
+    try:
+        measure(value, mirror)
+    except Exception as exc:  # noqa: BLE001 - any pickling failure means it cannot come back
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _changed(value: Any, mirror: Mirror) -> bool:
+    handle = mirror.handle_of(value)
+    return handle is not None and mirror.changed(handle, value)
+
+
+def unpack_error_record(exc: BaseException) -> dict[str, Any]:
+    """The cell's inputs could not be rebuilt here: say which module is missing and what to do."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        message = (f"the cell's inputs need module {exc.name!r}, which this worker cannot import. Install it in "
+                   f"the workers' environment (or, for your own module, put it on a path the workers share)")
+        return {"type": "ModuleNotFoundError", "message": message, "traceback": f"ModuleNotFoundError: {message}\n"}
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {"type": type(exc).__name__, "message": f"the cell's inputs could not be rebuilt on the worker: {exc}",
+            "traceback": text}
+
+
+def worker_has_cuda() -> bool:
     torch = sys.modules.get("torch")
     if torch is None:
-        return value
-    if isinstance(value, torch.Tensor):
-        return value.cpu() if value.is_cuda else value
-    if isinstance(value, torch.nn.Module):
-        on_gpu = any(t.is_cuda for t in list(value.parameters()) + list(value.buffers()))
-        return value.to("cpu") if on_gpu else value
-    if isinstance(value, dict):
-        return type(value)((k, to_cpu(v)) for k, v in value.items()) if type(value) is dict else value
-    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
-        return type(value)(to_cpu(v) for v in value)
-    return value
+        return False
+    try:
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001
+        return False
 
 
 # ---- the worker and its GPUs ----------------------------------------------------------------------
@@ -327,21 +367,23 @@ def sample_worker_gpus() -> list[dict[str, Any]]:
     return [{**s.to_dict(), "host": host} for s in sample_gpus()]
 
 
-def _start_sampler(interval: float) -> Any:
+def start_sampler(interval: float, warnings: list[str]) -> Any:
     try:
         from ..capture.hardware import ResourceSampler
 
         return ResourceSampler(interval=interval).start()
-    except Exception:  # noqa: BLE001 - sampling is a record, never a reason to fail the cell
+    except Exception as exc:  # noqa: BLE001 - sampling is a record, never a reason to fail the cell
+        warnings.append(f"resource sampling on the worker not recorded: {type(exc).__name__}: {exc}")
         return None
 
 
-def _stop_sampler(sampler: Any, host: str) -> dict[str, Any]:
+def stop_sampler(sampler: Any, host: str, warnings: list[str]) -> dict[str, Any]:
     if sampler is None:
         return {}
     try:
         resources = dict(sampler.stop())
-    except Exception:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001
+        warnings.append(f"resource sampling on the worker not recorded: {type(exc).__name__}: {exc}")
         return {}
     resources["gpu_samples"] = [{**s, "host": host} for s in resources.get("gpu_samples") or []]
     return resources
