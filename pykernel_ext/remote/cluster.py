@@ -123,6 +123,10 @@ def start_embedded_cluster() -> Any:
     specs = embedded_worker_specs()
     # A random port: the usual 8787 is often taken by another notebook's cluster.
     scheduler_options = {"allowed_failures": 0, "dashboard": _importable("bokeh")}
+    # Worker processes that may start processes of their own: a DataLoader with num_workers > 0, as nearly
+    # every training cell has, fails in a daemonic process. Set for this kernel, not just this block, so a
+    # worker its nanny restarts later is started the same way.
+    dask.config.set({"distributed.worker.daemon": False})
     # A cell whose worker dies must fail, not be re-run on another worker: no retries on our cluster.
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address=":0",

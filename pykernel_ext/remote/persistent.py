@@ -93,7 +93,10 @@ def _start_worker(address: str, spec: dict[str, Any], memory_limit: str | None, 
             "--death-timeout", "60", "--no-dashboard", "--memory-limit", memory_limit or "auto"]
     if spec["resources"]:
         args += ["--resources", " ".join(f"{k}={v:g}" for k, v in spec["resources"].items())]
-    env = {"CUDA_VISIBLE_DEVICES": ",".join(spec["gpus"])} if spec["gpus"] else {}
+    # Non-daemonic worker processes, so cells can start processes (a DataLoader with num_workers > 0).
+    env = {"DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    if spec["gpus"]:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(spec["gpus"])
     log = logs / f"{spec['name']}.log"
     process = _spawn(_dask_command(*args), log, env)
     return {"pid": process.pid, "name": spec["name"], "resources": spec["resources"], "gpus": spec["gpus"],

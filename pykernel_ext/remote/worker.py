@@ -232,7 +232,21 @@ def _error_record(exc: BaseException, filename: str) -> dict[str, Any]:
     while tb is not None and tb.tb_frame.f_code.co_filename != filename:
         tb = tb.tb_next
     text = "".join(traceback.format_exception(type(exc), exc, tb))
+    hint = _hint(exc)
+    if hint:
+        text += f"\n{hint}\n"
     return {"type": type(exc).__name__, "message": str(exc), "traceback": text}
+
+
+def _hint(exc: BaseException) -> str | None:
+    """What to change when the cell failed because of how the worker was started, not because of its code."""
+    if "daemonic processes are not allowed to have children" in str(exc):
+        return ("pykernel-ext: this Dask worker runs as a daemonic process, which cannot start processes (a "
+                "DataLoader with num_workers > 0, multiprocessing). Start the workers with "
+                "DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment (Dask config "
+                "distributed.worker.daemon: false), as `pykernel-ext cluster start` and the embedded cluster do; "
+                "or use num_workers=0.")
+    return None
 
 
 # ---- results --------------------------------------------------------------------------------------
