@@ -16,6 +16,8 @@ ENV_SCHEDULER = "PYKERNEL_EXT_SCHEDULER"
 ENV_GPU_PRICE = "PYKERNEL_EXT_GPU_HOUR_PRICE"
 ENV_CPU_PRICE = "PYKERNEL_EXT_CPU_HOUR_PRICE"
 ENV_GPU_SAMPLE_INTERVAL = "PYKERNEL_EXT_GPU_SAMPLE_INTERVAL"
+ENV_SESSION_IDLE = "PYKERNEL_EXT_SESSION_IDLE"  # seconds before an idle remote session is closed
+ENV_SESSION_HOME_BYTES = "PYKERNEL_EXT_SESSION_HOME_BYTES"  # session values up to this size also come home
 
 # Rough on-demand cloud prices (USD per hour); users set their own through the environment.
 DEFAULT_GPU_HOUR_PRICE = 2.50
@@ -63,6 +65,9 @@ class Settings:
     gpu_sample_interval: float = 0.5
     git_diff_cap_bytes: int = 256 * 1024
     log_cap_bytes: int = 8 * 1024 * 1024
+    # A forgotten session must not hold a GPU forever.
+    session_idle_seconds: float = 3600.0
+    session_home_bytes: int = 1_000_000
     extra: dict = field(default_factory=dict)
 
     @property
@@ -77,4 +82,6 @@ class Settings:
             gpu_hour_price=_float_env(ENV_GPU_PRICE, DEFAULT_GPU_HOUR_PRICE),
             cpu_hour_price=_float_env(ENV_CPU_PRICE, DEFAULT_CPU_HOUR_PRICE),
             gpu_sample_interval=_float_env(ENV_GPU_SAMPLE_INTERVAL, 0.5),
+            session_idle_seconds=_float_env(ENV_SESSION_IDLE, 3600.0),
+            session_home_bytes=int(_float_env(ENV_SESSION_HOME_BYTES, 1_000_000)),
         )

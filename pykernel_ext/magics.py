@@ -246,6 +246,12 @@ REMOTE_PARSER.add_argument("--timeout", type=_seconds, default=None, metavar="S"
                            help="stop the cell after S seconds from submission")
 REMOTE_PARSER.add_argument("--no-wait", action="store_true",
                            help="return at once; the handle (--name, else _remote_job) has .result()")
+REMOTE_PARSER.add_argument("--session", metavar="NAME",
+                           help="run in remote session NAME: its namespace stays on one worker across cells "
+                                "(started on first use, holding --gpus/--cpus/--memory)")
+REMOTE_PARSER.add_argument("--home-limit", type=_size, default=None, metavar="SIZE",
+                           help="in a session, assigned values up to SIZE also come home (default 1MB); "
+                                "bigger ones stay until pulled")
 add_track_arguments(REMOTE_PARSER)
 
 
@@ -286,10 +292,14 @@ class RemoteMagics(Magics):
         """
         __tracebackhide__ = True  # noqa: F841
         from .remote import DEFAULT_HANDLE, ClusterUnavailable, RemoteOptions, RemoteUsageError, submit_remote
+        from .remote.session import SessionLost
 
         args = parse_line(REMOTE_PARSER, line)
+        if args.home_limit is not None and not args.session:
+            raise UsageError("%%remote: --home-limit applies to session cells; add --session NAME")
         options = RemoteOptions(gpus=args.gpus, cpus=args.cpus, memory=args.memory, scheduler=args.scheduler,
-                                push=args.push, pull=args.pull, timeout=args.timeout, wait=not args.no_wait)
+                                push=args.push, pull=args.pull, timeout=args.timeout, wait=not args.no_wait,
+                                session=args.session, home_bytes=args.home_limit)
         context = TrackMagics.run_context(self, cell, kind="remote")  # type: ignore[arg-type]
         sink = _cell_sink()
         try:
@@ -297,6 +307,8 @@ class RemoteMagics(Magics):
                                 display_source=f"%%remote {line}\n{cell}", line_offset=1,
                                 view_factory=_job_view)
         except (RemoteUsageError, ClusterUnavailable, DataPathNotFound) as exc:
+            raise UsageError(str(exc)) from None
+        except SessionLost as exc:
             raise UsageError(str(exc)) from None
         if args.no_wait:
             self.shell.user_ns[DEFAULT_HANDLE] = job
@@ -316,6 +328,68 @@ class RemoteMagics(Magics):
         from .remote import format_jobs
 
         print(format_jobs())
+
+    @line_magic
+    def remote_pull(self, line: str) -> None:
+        """%remote_pull SESSION NAME [NAME ...]: bring values home from a remote session, as one graph (a
+        model and its optimizer stay linked, and to the notebook's own objects they were made from)."""
+        session, names = self._session_and_names("%remote_pull", line)
+        from .remote import _local_cuda
+
+        values = session.pull(names, self.shell.user_ns, cuda=_local_cuda())
+        print(f"pulled from session {session.name!r}: {', '.join(values)}")
+
+    @line_magic
+    def remote_push(self, line: str) -> None:
+        """%remote_push SESSION NAME [NAME ...]: send notebook values into a remote session."""
+        session, names = self._session_and_names("%remote_push", line)
+        missing = [n for n in names if n not in self.shell.user_ns]
+        if missing:
+            raise UsageError(f"%remote_push: {missing[0]!r} is not defined in the notebook")
+        session.push(names, self.shell.user_ns)
+        print(f"pushed to session {session.name!r}: {', '.join(names)}")
+
+    @line_magic
+    def remote_session(self, line: str) -> None:
+        """%remote_session: this kernel's remote sessions (worker, resources, variables and sizes, GPU memory,
+        idle time). `%remote_session close NAME` (or `--all`) closes one and frees its GPU memory."""
+        from .remote.session import SESSIONS, close_all, forget
+        from .remote.session_format import format_sessions
+
+        words = line.split()
+        if not words or words == ["list"]:
+            print(format_sessions(list(SESSIONS.values())))
+            return
+        if words[0] == "close" and len(words) == 2:
+            if words[1] == "--all":
+                close_all()
+                print("closed every remote session of this kernel")
+                return
+            if forget(words[1]) is None:
+                raise UsageError(f"%remote_session: no session named {words[1]!r} in this kernel")
+            print(f"closed remote session {words[1]!r}")
+            return
+        raise UsageError("usage: %remote_session [list] | %remote_session close NAME | %remote_session close --all")
+
+    def _session_and_names(self, magic: str, line: str) -> tuple[Any, list[str]]:
+        from .remote.session import SESSIONS, SessionLost
+
+        words = line.split()
+        if len(words) < 2:
+            raise UsageError(f"usage: {magic} SESSION NAME [NAME ...]")
+        session = SESSIONS.get(words[0])
+        if session is None:
+            known = ", ".join(SESSIONS) or "none yet"
+            raise UsageError(f"{magic}: no remote session named {words[0]!r} in this kernel (sessions: {known})")
+        names = [n.strip(",") for n in words[1:] if n.strip(",")]
+        bad = [n for n in names if not n.isidentifier()]
+        if bad:
+            raise UsageError(f"{magic}: {bad[0]!r} is not a Python name")
+        try:
+            session.ensure_open()
+        except SessionLost as exc:
+            raise UsageError(str(exc)) from None
+        return session, names
 
 
 def _job_view(job: Any) -> Any:

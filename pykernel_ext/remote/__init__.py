@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import DataPathNotFound
@@ -21,8 +21,11 @@ from .errors import (ClusterUnavailable, RemoteCellError, RemoteError, RemoteTim
 from .jobs import JOBS, OutputSink, PrintSink, QuietSink, RemoteJob, format_jobs
 from .executor import Requirements
 
+if TYPE_CHECKING:
+    from .session import RemoteSession
+
 __all__ = [
-    "remote", "submit_remote", "RemoteOptions", "RemoteJob", "Requirements", "JOBS", "format_jobs", "worker_gpus",
+    "remote", "submit_remote", "session", "sessions", "RemoteSession", "RemoteOptions", "RemoteJob", "Requirements", "JOBS", "format_jobs", "worker_gpus",
     "RemoteError", "RemoteUsageError", "RemoteCellError", "ShippingError", "ResourceUnavailable", "WorkerDied",
     "RemoteTimeout", "ClusterUnavailable", "DEFAULT_HANDLE",
 ]
@@ -42,6 +45,8 @@ class RemoteOptions:
     pull: list[str] = field(default_factory=list)
     timeout: float | None = None
     wait: bool = True
+    session: str | None = None  # run in this remote session (a namespace that lives on one worker)
+    home_bytes: int | None = None  # in a session, assigned values up to this size also come home
 
 
 def submit_remote(context: RunContext, options: RemoteOptions, track: TrackOptions | None = None, *,
@@ -64,6 +69,9 @@ def submit_remote(context: RunContext, options: RemoteOptions, track: TrackOptio
     namespace = context.namespace if context.namespace is not None else {}
     python_source = context.python_source or context.source
     reads, writes = cell_names(python_source)
+    if options.session:
+        return _submit_session_cell(context, options, track, sink, display_source, line_offset, view_factory,
+                                    reads, writes)
     payload = CellPayload(
         key="", topic="", source=python_source, filename=f"<remote cell {context.execution_count or len(JOBS) + 1}>",
         display_source=display_source if display_source is not None else context.source,
@@ -103,17 +111,85 @@ def submit_remote(context: RunContext, options: RemoteOptions, track: TrackOptio
     return job
 
 
+def _submit_session_cell(context: RunContext, options: RemoteOptions, track: TrackOptions, sink: OutputSink,
+                         display_source: str | None, line_offset: int, view_factory: Any,
+                         reads: tuple[str, ...], writes: tuple[str, ...]) -> RemoteJob:
+    """A cell of remote session `options.session`: only changed notebook values travel; small results come home."""
+    from ..tracking import start_run
+    from .session import get_session
+    from .session_cells import SessionJob, SessionTask
+    from .session_worker import SessionCell
+    from .shipping import is_silent, names_to_send
+    from .worker import CellPayload
+
+    namespace = context.namespace if context.namespace is not None else {}
+    settings = Settings.from_env()
+    notes: list[str] = []
+    wants = Requirements(gpus=options.gpus, cpus=options.cpus, memory=options.memory)
+    session = get_session(options.session or "", wants, options.scheduler, notes=notes)
+    missing = [path for path in track.data if not os.path.exists(path)]
+    if missing:
+        raise DataPathNotFound(missing[0])
+    plan = session.plan(names_to_send(reads, namespace, list(options.push)), namespace)
+    executor = session.executor
+    payload = CellPayload(
+        key=executor.new_key(), topic=executor.topic, source=context.python_source or context.source,
+        filename=f"<remote cell {context.execution_count or len(JOBS) + 1}>",
+        display_source=display_source if display_source is not None else context.source, line_offset=line_offset,
+        writes=list(writes), pull=list(options.pull), silent=is_silent(context.source), metrics=list(track.metrics),
+        sample_interval=settings.gpu_sample_interval)
+    if plan.inputs is not None:
+        payload.source_lines = _function_sources([namespace[n] for n in plan.names])
+    cell = SessionCell(payload, plan.inputs, reads=list(reads),
+                       home_bytes=settings.session_home_bytes if options.home_bytes is None else options.home_bytes)
+    for note in notes:
+        sink.stream("stderr", f"pykernel-ext: {note}\n")
+    events = executor.register_events(payload.key)
+    task = SessionTask(session, cell, plan, namespace, events)
+    track.tags.setdefault("session", session.name)
+    try:
+        run = start_run(track, context, settings, capture_output=False, sample_resources=False, activate=False)
+    except BaseException:
+        task.interrupt()
+        task.release()
+        raise
+    previous, session.previous_run = session.previous_run, run.id
+    session.cells += 1
+    name = track.name or run.summary.get("name") or payload.key
+    variable = track.name if (track.name and track.name.isidentifier() and not options.wait) else None
+    job = SessionJob(task, run, namespace, session=session, previous_run=previous, name=name,  # type: ignore[arg-type]
+                     variable=variable or (None if options.wait else DEFAULT_HANDLE), wants=session.wants,
+                     timeout=options.timeout, log_cap=run.settings.log_cap_bytes, cuda=_local_cuda())
+    JOBS.append(job)
+    if not options.wait:
+        job.follow_in_background(view_factory(job) if view_factory else QuietSink())
+    return job
+
+
+def _function_sources(values: list[Any]) -> dict[str, list[str]]:
+    from .shipping import _function_sources as sources
+
+    return sources(values)
+
+
 def remote(code: str, namespace: dict[str, Any] | None = None, *, gpus: float = 0, cpus: float | None = None,
            memory: int | None = None, scheduler: str | None = None, push: list[str] | tuple = (),
            pull: list[str] | tuple = (), timeout: float | None = None, wait: bool = True,
            name: str | None = None, params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
            data: list[str] | tuple = (), metrics: list[str] | tuple = (),
-           artifacts: list[str] | tuple = ()) -> dict[str, Any] | RemoteJob:
+           artifacts: list[str] | tuple = (), session: str | None = None,
+           home_bytes: int | None = None) -> dict[str, Any] | RemoteJob:
     """Run `code` on a Dask worker as a tracked run (kind "remote"), as `%%remote` does.
 
     `namespace` (default: the caller's globals) supplies the values the code reads and receives the
-    names it assigns (or `pull`). Returns those values as a dict, or with `wait=False` a RemoteJob whose
-    `result()` returns them later. The code's own errors raise RemoteCellError with its traceback.
+    names it assigns (or `pull`); notebook objects the code changes in place are updated in place. Returns
+    the assigned values as a dict, or with `wait=False` a RemoteJob whose `result()` returns them later.
+    The code's own errors raise RemoteCellError with its traceback.
+
+    `session="train"` runs it in a remote session (started on first use on a worker offering `gpus`,
+    `cpus`, `memory`): its namespace stays on that worker across calls; notebook values are sent only
+    when they changed; assigned values up to `home_bytes` (default 1 MB) come home, bigger ones stay
+    until pulled (`session(...).pull("model")`).
     """
     if namespace is None:
         namespace = sys._getframe(1).f_globals
@@ -122,9 +198,25 @@ def remote(code: str, namespace: dict[str, Any] | None = None, *, gpus: float = 
     track = TrackOptions(name=name, params=dict(params or {}), data=list(data), metrics=list(metrics),
                          artifacts=list(artifacts), tags=dict(tags or {}))
     options = RemoteOptions(gpus=gpus, cpus=cpus, memory=memory, scheduler=scheduler, push=list(push),
-                            pull=list(pull), timeout=timeout, wait=wait)
+                            pull=list(pull), timeout=timeout, wait=wait, session=session, home_bytes=home_bytes)
     job = submit_remote(context, options, track)
     return job.follow(PrintSink()) if wait else job
+
+
+def session(name: str, *, gpus: float = 0, cpus: float | None = None, memory: int | None = None,
+            scheduler: str | None = None) -> "RemoteSession":
+    """The remote session `name` of this kernel, started on first use on a worker offering the resources:
+    `s = session("train", gpus=1); s.run("model.fit()"); s.pull("model"); s.push("lr"); s.close()`."""
+    from .session import get_session
+
+    return get_session(name, Requirements(gpus=gpus, cpus=cpus, memory=memory), scheduler)
+
+
+def sessions() -> list["RemoteSession"]:
+    """This kernel's remote sessions."""
+    from .session import SESSIONS
+
+    return list(SESSIONS.values())
 
 
 def worker_gpus(scheduler_address: str | None = None, timeout: float = 2.0) -> list[dict[str, Any]]:
@@ -145,3 +237,12 @@ def _local_cuda() -> bool:
     from ..gpu import gpu_status
 
     return gpu_status().available
+
+
+def __getattr__(name: str) -> Any:
+    # RemoteSession without importing the session machinery at `%load_ext` time.
+    if name == "RemoteSession":
+        from .session import RemoteSession
+
+        return RemoteSession
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -118,24 +118,29 @@ class DaskExecutor:
         from .worker import run_cell
 
         key = shipment.payload.key
-        events: queue.Queue = queue.Queue()
-        with self._lock:
-            if not self._queues:
-                # One subscription per kernel while cells run: the scheduler keeps a bounded log per topic.
-                self.client.subscribe_topic(self.topic, self._dispatch)
-            self._queues[key] = events
+        events = self.register_events(key)
         try:
             inputs = shipment.inputs if shipment.inline else self._scatter(shipment.inputs, placement)
             future = self.client.submit(run_cell, shipment.payload, inputs, key=key, pure=False, retries=0,
                                         allow_other_workers=False, **placement)
         except BaseException:
-            self._forget(key)
+            self.forget_events(key)
             raise
         # Wake the waiting thread the moment the result is in, instead of at its next poll.
         future.add_done_callback(lambda _: events.put({"type": "_done"}))
         task = RemoteTask(self, key, future, events, inputs)
         task._sent_bytes = shipment.inputs.nbytes
         return task
+
+    def register_events(self, key: str) -> queue.Queue:
+        """The queue receiving the worker events (output, start, end) of the cell with this key."""
+        events: queue.Queue = queue.Queue()
+        with self._lock:
+            if not self._queues:
+                # One subscription per kernel while cells run: the scheduler keeps a bounded log per topic.
+                self.client.subscribe_topic(self.topic, self._dispatch)
+            self._queues[key] = events
+        return events
 
     def _scatter(self, inputs: Any, placement: dict[str, Any]) -> Any:
         # A big graph goes straight to a worker that can run the cell (the scheduler then prefers it: data
@@ -156,7 +161,7 @@ class DaskExecutor:
             if target is not None:
                 target.put(message)
 
-    def _forget(self, key: str) -> None:
+    def forget_events(self, key: str) -> None:
         with self._lock:
             self._queues.pop(key, None)
             if not self._queues:
@@ -277,7 +282,7 @@ class RemoteTask:
 
     def release(self) -> None:
         """Drop the task's data on the cluster and its event subscription."""
-        self.executor._forget(self.key)
+        self.executor.forget_events(self.key)
         self._inputs = None
         try:
             self.future.release()

@@ -138,3 +138,33 @@ def _torch() -> Any:
     import sys
 
     return sys.modules.get("torch")
+
+
+class _DeepPickler(_ShallowPickler):
+    """Pickles a whole value, tensors as tokens of their state (never their data), arrays by content digest."""
+
+    def persistent_id(self, obj: Any) -> Any:
+        if isinstance(obj, (str, int, float, bool, type(None))):
+            return None
+        if _is_storage(obj):
+            return ("storage", obj._cdata if hasattr(obj, "_cdata") else id(obj))
+        if is_tensor(obj):
+            return ("tensor", tensor_geometry(obj), obj._version, obj.requires_grad)
+        return None
+
+
+def deep_fingerprint(value: Any) -> Hashable:
+    """A value that changes when anything reachable from `value` changes (in place or rebound), cheap enough
+    to take after every session cell: tensors by torch's version counter and where their data lives (not read;
+    `.data` writes to a tensor that stays in the session are not seen), arrays by content."""
+    if isinstance(value, (str, int, float, bool, type(None), bytes)):
+        return ("plain", type(value).__name__, value)
+    if isinstance(value, _CODE):
+        return ("code", id(value))
+    out = io.BytesIO()
+    pickler = _DeepPickler(out, None, lambda _: None)
+    try:
+        pickler.dump(value)
+    except Exception:  # noqa: BLE001 - cannot travel; identity is all there is to compare
+        return ("unpicklable", id(value))
+    return ("deep", hash_bytes(out.getbuffer()), tuple(pickler.buffer_digests))

@@ -227,7 +227,7 @@ class _Counter(io.RawIOBase):
         return size
 
 
-def _make_pickler(file: Any, mirror: Mirror | None, measure: bool) -> Any:
+def _make_pickler(file: Any, mirror: Mirror | None, measure: bool, explore: bool = False) -> Any:
     base = _pickler_base()
 
     class GraphPickler(base):  # type: ignore[misc, valid-type]
@@ -244,6 +244,8 @@ def _make_pickler(file: Any, mirror: Mirror | None, measure: bool) -> Any:
             self.updated: list[tuple[Handle, Any]] = []
             self.by_value: set[int] = set()
             self.temporaries: list[Any] = []  # alive until the dump ends (their ids must stay unique)
+            self.explore = explore  # walk into shared objects too, collecting the changed ones
+            self.found: dict[Handle, Any] = {}
 
         def _buffer(self, buffer: pickle.PickleBuffer) -> bool:
             raw = buffer.raw()
@@ -261,6 +263,12 @@ def _make_pickler(file: Any, mirror: Mirror | None, measure: bool) -> Any:
                 return None
             handle = self.mirror.handle_of(obj)
             if handle is None:
+                return None
+            if self.explore:
+                if handle not in self.emitted:
+                    self.emitted.add(handle)
+                    if self.mirror.changed(handle, obj):
+                        self.found[handle] = obj
                 return None
             if handle in self.emitted:
                 return ("ref", handle)
@@ -363,6 +371,15 @@ def measure(root: Any, mirror: Mirror | None = None) -> int:
         pickler = _make_pickler(counter, mirror, measure=True)
         pickler.dump(root)
     return counter.size + pickler.buffer_bytes
+
+
+def changed_within(root: Any, mirror: Mirror) -> list[Any]:
+    """The shared objects reachable from `root` that changed since the last transfer (a reference to an
+    unchanged model would not carry its trained parameters: they must travel as updates of their own)."""
+    with user_modules_by_value():
+        pickler = _make_pickler(_Counter(), mirror, measure=True, explore=True)
+        pickler.dump(root)
+    return list(pickler.found.values())
 
 
 class _GraphUnpickler(pickle.Unpickler):

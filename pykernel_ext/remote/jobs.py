@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from .errors import RemoteCellError, RemoteError, RemoteTimeout
 from .executor import RemoteTask, Requirements
 from .graph import Mirror, Packed, unpack
+from .rebind import adopt
 
 END_GRACE_SECONDS = 2.0  # after the result, wait this long at most for the last output events
 INTERRUPT_WAIT_SECONDS = 3.0  # after an interrupt, wait this long for the cell to stop
@@ -349,6 +350,7 @@ def apply_results(graph: Packed, mirror: Mirror | None, namespace: dict[str, Any
                 namespace[name] = replaced[id(value)]
     for name in root.get("deleted") or []:
         namespace.pop(name, None)
+    values = adopt(values, namespace)  # functions defined in the cell read the notebook's globals here
     namespace.update(values)
     return values
 

@@ -1,0 +1,154 @@
+"""A cell of a remote session, from the notebook to its run record: the same RemoteJob as any remote cell,
+following a SessionTask (a direct call to the session's worker) instead of a Dask task."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+from .errors import RemoteError, WorkerDied
+from .executor import CHECK_SECONDS
+from .jobs import RemoteJob, apply_results
+from .session import RemoteSession, SessionCellPlan
+from .session_worker import SessionCell
+from .shipping import format_bytes
+
+_OUTPUT_EVENTS = ("stream", "display", "clear", "metric")
+
+
+class SessionTask:
+    """A session cell in flight, with the face of a RemoteTask so that RemoteJob follows it unchanged."""
+
+    def __init__(self, session: RemoteSession, cell: SessionCell, plan: SessionCellPlan,
+                 namespace: dict[str, Any], events: queue.Queue) -> None:
+        self.session = session
+        self.executor = session.executor
+        self.key = cell.payload.key
+        self.events = events
+        self.submitted_at = time.time()
+        self.worker: dict[str, Any] | None = dict(session.worker)
+        self.sent_bytes = cell.inputs.nbytes if cell.inputs is not None else 0
+        self._received = 0
+        self._result: dict[str, Any] | None = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        self._next_check = time.monotonic() + CHECK_SECONDS
+        values = {name: namespace[name] for name in plan.names}
+        self._thread = threading.Thread(target=self._run, args=(cell, values, namespace, plan.names),
+                                        name=f"pykernel-ext-{self.key}", daemon=True)
+        self._thread.start()
+
+    def _run(self, cell: SessionCell, values: dict[str, Any], namespace: dict[str, Any], names: list[str]) -> None:
+        try:
+            with self.session._lock:  # one request of this kernel at a time, in order
+                answer = self.session.call("run", cell, timeout=None)
+                if answer.get("status") == "stale":
+                    cell.inputs = self.session.resend_after_stale(answer["handles"], values)
+                    self.sent_bytes = cell.inputs.nbytes
+                    answer = self.session.call("run", cell, timeout=None)
+                self.session.sent(names, namespace)
+            self._result = answer
+        except BaseException as exc:  # noqa: BLE001 - handed to the follower, which reports it
+            self._error = exc
+        finally:
+            self._done.set()
+            self.events.put({"type": "_done"})
+
+    @property
+    def worker_address(self) -> str:
+        return self.session.address
+
+    @property
+    def ended(self) -> bool:
+        """Every output event the cell sent has arrived."""
+        return self._done.is_set() and self._received >= int((self._result or {}).get("events") or 0)
+
+    def next_event(self, timeout: float) -> dict[str, Any] | None:
+        try:
+            message = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if message.get("type") in _OUTPUT_EVENTS:
+            self._received += 1
+        return message
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def finished(self) -> bool:
+        return self._done.is_set() and self._error is None
+
+    def cancel(self) -> None:
+        pass  # a session cell starts at once on its worker; interrupt() stops it
+
+    def check(self, wants: Any = None) -> None:
+        """Raise WorkerDied when the session's worker left the cluster (rate-limited)."""
+        now = time.monotonic()
+        if now < self._next_check or self.done():
+            return
+        self._next_check = now + CHECK_SECONDS
+        try:
+            alive = self.executor.worker_alive(self.session.address)
+        except Exception:  # noqa: BLE001 - a slow scheduler answer is not a verdict
+            return
+        if not alive:
+            self.session.mark_lost(f"its worker {self.session.address} died while running a cell")
+            raise WorkerDied(self.session.address, f"it left the cluster while running the cell; remote session "
+                                                   f"{self.session.name!r} and its variables are gone")
+
+    def outcome(self) -> dict[str, Any]:
+        if self._error is not None:
+            if isinstance(self._error, RemoteError):
+                raise self._error
+            raise RemoteError(f"remote session {self.session.name!r}: {type(self._error).__name__}: {self._error}")
+        return dict(self._result or {})
+
+    def interrupt(self) -> bool:
+        try:
+            answer = self.session.call("interrupt", self.key, timeout=5)
+        except Exception:  # noqa: BLE001 - the worker is gone: nothing left to stop
+            return False
+        return bool((answer or {}).get("interrupted"))
+
+    def release(self) -> None:
+        self.executor.forget_events(self.key)
+
+
+class SessionJob(RemoteJob):
+    """A remote cell of a session: results go through the session's mirror, and the run records its session."""
+
+    def __init__(self, task: SessionTask, run: Any, namespace: dict[str, Any], *, session: RemoteSession,
+                 previous_run: str | None, **kwargs: Any) -> None:
+        super().__init__(task, run, namespace, mirror=session.mirror, **kwargs)
+        self.session = session
+        self.previous_run = previous_run
+        self.cell_number = session.cells
+        self.kept: dict[str, int] = {}
+        self.received: list[str] = []
+        self.status, self.started_at = "running", time.time()  # it starts at once on its worker
+
+    def apply(self) -> dict[str, Any]:
+        with self._apply_lock:
+            if self._applied or self._graph is None:
+                self._applied = True
+                return dict(self._values)
+            self._applied = True
+            graph, self._graph = self._graph, None
+            self._values = apply_results(graph, self.session.mirror, self._namespace, cuda=self._cuda)
+            self.session.sent(list(self._values), self._namespace)
+            return dict(self._values)
+
+    def _take(self, outcome: dict[str, Any]) -> BaseException | None:
+        self.kept = {k: int(v) for k, v in (outcome.get("kept") or {}).items() if int(v) >= 0}
+        self.received = list(outcome.get("received") or [])
+        if self.kept:
+            shown = ", ".join(f"{n} ({format_bytes(b)})" for n, b in sorted(self.kept.items()))
+            self.notes.append(f"kept in session {self.session.name!r}: {shown}; bring home with "
+                              f"`%remote_pull {self.session.name} {' '.join(sorted(self.kept))}`")
+        return super()._take(outcome)
+
+    def remote_details(self) -> dict[str, Any]:
+        return {"session": self.session.name, "session_cell": self.cell_number, "previous_run": self.previous_run,
+                "session_worker": self.session.address, "sent_names": self.received,
+                "kept": self.kept}
