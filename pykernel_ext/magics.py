@@ -292,7 +292,7 @@ class RemoteMagics(Magics):
         """
         __tracebackhide__ = True  # noqa: F841
         from .remote import DEFAULT_HANDLE, ClusterUnavailable, RemoteOptions, RemoteUsageError, submit_remote
-        from .remote.session import SessionLost
+        from .remote.session_kernel import SessionLost
 
         args = parse_line(REMOTE_PARSER, line)
         if args.home_limit is not None and not args.session:
@@ -353,7 +353,7 @@ class RemoteMagics(Magics):
     def remote_session(self, line: str) -> None:
         """%remote_session: this kernel's remote sessions (worker, resources, variables and sizes, GPU memory,
         idle time). `%remote_session close NAME` (or `--all`) closes one and frees its GPU memory."""
-        from .remote.session import SESSIONS, close_all, forget
+        from .remote.session_kernel import SESSIONS, close_all, forget
         from .remote.session_format import format_sessions
 
         words = line.split()
@@ -372,7 +372,7 @@ class RemoteMagics(Magics):
         raise UsageError("usage: %remote_session [list] | %remote_session close NAME | %remote_session close --all")
 
     def _session_and_names(self, magic: str, line: str) -> tuple[Any, list[str]]:
-        from .remote.session import SESSIONS, SessionLost
+        from .remote.session_kernel import SESSIONS, SessionLost
 
         words = line.split()
         if len(words) < 2:

@@ -22,7 +22,7 @@ from .jobs import JOBS, OutputSink, PrintSink, QuietSink, RemoteJob, format_jobs
 from .executor import Requirements
 
 if TYPE_CHECKING:
-    from .session import RemoteSession
+    from .session_kernel import RemoteSession
 
 __all__ = [
     "remote", "submit_remote", "session", "sessions", "RemoteSession", "RemoteOptions", "RemoteJob", "Requirements", "JOBS", "format_jobs", "worker_gpus",
@@ -116,7 +116,7 @@ def _submit_session_cell(context: RunContext, options: RemoteOptions, track: Tra
                          reads: tuple[str, ...], writes: tuple[str, ...]) -> RemoteJob:
     """A cell of remote session `options.session`: only changed notebook values travel; small results come home."""
     from ..tracking import start_run
-    from .session import get_session
+    from .session_kernel import get_session
     from .session_cells import SessionJob, SessionTask
     from .session_worker import SessionCell
     from .shipping import is_silent, names_to_send
@@ -207,14 +207,14 @@ def session(name: str, *, gpus: float = 0, cpus: float | None = None, memory: in
             scheduler: str | None = None) -> "RemoteSession":
     """The remote session `name` of this kernel, started on first use on a worker offering the resources:
     `s = session("train", gpus=1); s.run("model.fit()"); s.pull("model"); s.push("lr"); s.close()`."""
-    from .session import get_session
+    from .session_kernel import get_session
 
     return get_session(name, Requirements(gpus=gpus, cpus=cpus, memory=memory), scheduler)
 
 
 def sessions() -> list["RemoteSession"]:
     """This kernel's remote sessions."""
-    from .session import SESSIONS
+    from .session_kernel import SESSIONS
 
     return list(SESSIONS.values())
 
@@ -242,7 +242,7 @@ def _local_cuda() -> bool:
 def __getattr__(name: str) -> Any:
     # RemoteSession without importing the session machinery at `%load_ext` time.
     if name == "RemoteSession":
-        from .session import RemoteSession
+        from .session_kernel import RemoteSession
 
         return RemoteSession
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

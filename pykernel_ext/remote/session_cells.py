@@ -2,15 +2,15 @@
 following a SessionTask (a direct call to the session's worker) instead of a Dask task."""
 from __future__ import annotations
 
+import concurrent.futures
 import queue
-import threading
 import time
 from typing import Any
 
 from .errors import RemoteError, WorkerDied
 from .executor import CHECK_SECONDS
 from .jobs import RemoteJob, apply_results
-from .session import RemoteSession, SessionCellPlan
+from .session_kernel import RemoteSession, SessionCellPlan
 from .session_worker import SessionCell
 from .shipping import format_bytes
 
@@ -29,31 +29,42 @@ class SessionTask:
         self.submitted_at = time.time()
         self.worker: dict[str, Any] | None = dict(session.worker)
         self.sent_bytes = cell.inputs.nbytes if cell.inputs is not None else 0
+        self._cell = cell
+        self._names = plan.names
+        self._values = {name: namespace[name] for name in plan.names}
+        self._namespace = namespace
         self._received = 0
+        self._answer: Any = None
         self._result: dict[str, Any] | None = None
         self._error: BaseException | None = None
-        self._done = threading.Event()
         self._next_check = time.monotonic() + CHECK_SECONDS
-        values = {name: namespace[name] for name in plan.names}
-        self._thread = threading.Thread(target=self._run, args=(cell, values, namespace, plan.names),
-                                        name=f"pykernel-ext-{self.key}", daemon=True)
-        self._thread.start()
+        # Cells of a session run in order: wait for the one before (a --no-wait cell) to be answered.
+        previous = getattr(session, "in_flight", None)
+        if previous is not None and not previous.done():
+            concurrent.futures.wait([previous])
+        self._future = session.call_async("run", cell)
+        session.in_flight = self._future
+        # Wake the follower the moment the answer is in (no polling).
+        self._future.add_done_callback(lambda _: events.put({"type": "_done"}))
 
-    def _run(self, cell: SessionCell, values: dict[str, Any], namespace: dict[str, Any], names: list[str]) -> None:
+    def _settle(self) -> None:
+        """Turn the raw answer into the result (on the follower's thread); a stale reference is resent whole."""
+        if self._result is not None or self._error is not None or not self._future.done():
+            return
         try:
-            with self.session._lock:  # one request of this kernel at a time, in order
-                answer = self.session.call("run", cell, timeout=None)
-                if answer.get("status") == "stale":
-                    cell.inputs = self.session.resend_after_stale(answer["handles"], values)
-                    self.sent_bytes = cell.inputs.nbytes
-                    answer = self.session.call("run", cell, timeout=None)
-                self.session.sent(names, namespace)
+            try:
+                raw = self._future.result()
+            except OSError as exc:
+                raw = exc
+            answer = self.session.answer(raw)
+            if answer.get("status") == "stale":
+                self._cell.inputs = self.session.resend_after_stale(answer["handles"], self._values)
+                self.sent_bytes = self._cell.inputs.nbytes
+                answer = self.session.call("run", self._cell, timeout=None)
+            self.session.sent(self._names, self._namespace)
             self._result = answer
         except BaseException as exc:  # noqa: BLE001 - handed to the follower, which reports it
             self._error = exc
-        finally:
-            self._done.set()
-            self.events.put({"type": "_done"})
 
     @property
     def worker_address(self) -> str:
@@ -62,7 +73,8 @@ class SessionTask:
     @property
     def ended(self) -> bool:
         """Every output event the cell sent has arrived."""
-        return self._done.is_set() and self._received >= int((self._result or {}).get("events") or 0)
+        self._settle()
+        return self.done() and self._received >= int((self._result or {}).get("events") or 0)
 
     def next_event(self, timeout: float) -> dict[str, Any] | None:
         try:
@@ -74,10 +86,11 @@ class SessionTask:
         return message
 
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._future.done()
 
     def finished(self) -> bool:
-        return self._done.is_set() and self._error is None
+        self._settle()
+        return self.done() and self._error is None
 
     def cancel(self) -> None:
         pass  # a session cell starts at once on its worker; interrupt() stops it
@@ -98,6 +111,7 @@ class SessionTask:
                                                    f"{self.session.name!r} and its variables are gone")
 
     def outcome(self) -> dict[str, Any]:
+        self._settle()
         if self._error is not None:
             if isinstance(self._error, RemoteError):
                 raise self._error

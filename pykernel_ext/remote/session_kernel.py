@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +66,8 @@ class RemoteSession:
         self.state = "open"  # open | closed | lost
         self.reason = ""
         self._closing = False
-        self._lock = threading.RLock()  # one request at a time from this kernel
+        self._lock = threading.RLock()  # one pull or push at a time from this kernel
+        self.in_flight: Any = None  # the answer of the session's latest cell (cells and requests stay in order)
         _watch(self)
 
     def __repr__(self) -> str:
@@ -99,19 +101,38 @@ class RemoteSession:
     # ---- requests -----------------------------------------------------------------------------------
 
     def call(self, action: str, request: Any = None, timeout: float | None = CALL_TIMEOUT_SECONDS) -> dict[str, Any]:
-        """One request to the session, straight to its worker (no scheduler in between)."""
+        """One request to the session, straight to its worker (no scheduler in between); waits for the answer."""
+        future = self.call_async(action, request)
+        try:
+            answer = future.result(timeout=timeout)
+        except OSError as exc:
+            answer = exc
+        except TimeoutError:
+            future.cancel()
+            raise RemoteError(f"remote session {self.name!r} did not answer {action!r} within {timeout:g} s "
+                              "(is a cell of it still running?)") from None
+        return self.answer(answer)
+
+    def call_async(self, action: str, request: Any = None) -> Any:
+        """Send a request from any thread; returns a concurrent.futures.Future of the raw answer."""
+        import asyncio
+
         from distributed.protocol import to_serialize
 
         async def send() -> Any:
             return await self.executor.client.rpc(self.address).pykernel_ext_session(
                 session=self.name, action=action, request=to_serialize(request) if request is not None else None)
 
-        try:
-            answer = self.executor.client.sync(send, callback_timeout=timeout)
-        except (OSError, EnvironmentError) as exc:
-            self.mark_lost(f"its worker {self.address} cannot be reached ({type(exc).__name__}: {exc})")
-            raise WorkerDied(self.address, f"the session's worker cannot be reached ({exc}); the session and "
-                                           "its variables are gone") from None
+        return asyncio.run_coroutine_threadsafe(send(), self.executor.client.loop.asyncio_loop)
+
+    def answer(self, answer: Any) -> dict[str, Any]:
+        """The result of a raw answer (or its exception): a dead worker marks the session lost."""
+        if isinstance(answer, BaseException):
+            if isinstance(answer, OSError):
+                self.mark_lost(f"its worker {self.address} died or cannot be reached ({type(answer).__name__})")
+                raise WorkerDied(self.address, f"it died or cannot be reached ({type(answer).__name__}); the session "
+                                               "and its variables are gone") from None
+            raise answer
         if not isinstance(answer, dict) or answer.get("status") == "missing":
             self.mark_lost(f"its worker {self.address} no longer holds it")
             self.ensure_open()
@@ -160,6 +181,7 @@ class RemoteSession:
 
         self.ensure_open()
         with self._lock:
+            self.wait_for_cells()
             answer = self.call("pull", list(names), timeout=None)
             values = apply_results(answer["graph"], self.mirror, namespace, cuda=cuda)
             self.sent(list(values), namespace)
@@ -173,6 +195,7 @@ class RemoteSession:
         """Send notebook values into the session (whatever the cells read)."""
         self.ensure_open()
         with self._lock:
+            self.wait_for_cells()
             values = {n: namespace[n] for n in names}
             inputs = self._pack(values)
             answer = self.call("push", inputs, timeout=None)
@@ -180,6 +203,13 @@ class RemoteSession:
                 answer = self.call("push", self.resend_after_stale(answer["handles"], values), timeout=None)
             self.sent(names, namespace)
         return list(answer.get("received") or [])
+
+    def wait_for_cells(self) -> None:
+        """Wait until the session's latest cell (a --no-wait one) was answered: requests stay in order."""
+        import concurrent.futures
+
+        if self.in_flight is not None and not self.in_flight.done():
+            concurrent.futures.wait([self.in_flight])
 
     def info(self) -> dict[str, Any]:
         self.ensure_open()
@@ -191,6 +221,7 @@ class RemoteSession:
             if SESSIONS.get(self.name) is self:
                 del SESSIONS[self.name]
         if self.state != "open":
+            self._release()
             return
         self._closing = True
         self.state, self.reason = "closed", "closed by this kernel"
@@ -198,9 +229,12 @@ class RemoteSession:
             self.call("close", timeout=10)
         except Exception:  # noqa: BLE001 - a worker that is gone has nothing left to close
             pass
+        self._release()
+
+    def _release(self) -> None:
         try:
             self.future.release()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a client that is closing has released it already
             pass
 
     def run(self, code: str, namespace: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
@@ -279,12 +313,13 @@ def _asks_more(wants: Requirements, held: Requirements) -> bool:
 def _start(name: str, wants: Requirements, executor: DaskExecutor, idle_seconds: float) -> RemoteSession:
     from distributed import Lock
 
-    key = TASK_PREFIX + name
+    # A key of its own per start: a session that died leaves its key erred, and must not block the next one.
+    key = f"{TASK_PREFIX}{name}/{uuid.uuid4().hex[:12]}"
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "client": executor.client.id,
              "since": time.time()}
     # Two kernels starting the same name at once: one wins, the other sees it in use.
-    with Lock(f"{key}-lock", scheduler_rpc=executor.client.scheduler, loop=executor.client.loop):
-        holder = _running_holder(executor, key)
+    with Lock(f"{TASK_PREFIX}{name}-lock", scheduler_rpc=executor.client.scheduler, loop=executor.client.loop):
+        holder = _running_holder(executor, name)
         if holder is not None:
             raise SessionInUse(_in_use_message(name, executor, holder))
         placement = executor.restrictions(wants)
@@ -294,12 +329,13 @@ def _start(name: str, wants: Requirements, executor: DaskExecutor, idle_seconds:
     return RemoteSession(name, executor, wants, future, address, info)
 
 
-def _running_holder(executor: DaskExecutor, key: str) -> str | None:
-    """The worker running the session task `key`, if another client started it and it still runs."""
-    state = executor.task_state(key)
-    if state in (None, "released", "forgotten", "erred", "memory"):
-        return None
-    return _worker_of(executor, key) or "(starting)"
+def _running_holder(executor: DaskExecutor, name: str) -> str | None:
+    """The worker running a session task named `name` (started by any client), if one runs."""
+    prefix = f"{TASK_PREFIX}{name}/"
+    for address, keys in executor.client.processing().items():
+        if any(str(key).startswith(prefix) for key in keys):
+            return address
+    return None
 
 
 def _in_use_message(name: str, executor: DaskExecutor, worker: str) -> str:
