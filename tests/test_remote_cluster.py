@@ -6,6 +6,7 @@ A CPU worker that declares GPU=1 exercises the `--gpus 1` scheduling path on a m
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,59 @@ def test_a_killed_worker_fails_the_cell_and_is_replaced(shell, on_cluster):
     assert last_run(on_cluster)["status"] == "failed"
     result = run_cell(shell, "%%remote --gpus 1\nback = True")  # `dask worker`'s nanny restarts it
     assert result.success, result.error_in_exec
+
+
+def test_a_session_on_dask_scheduler_and_worker_processes(shell, on_cluster):
+    from pykernel_ext.remote import session_kernel
+
+    try:
+        result = run_cell(shell, "%%remote --session on-cluster --gpus 1\nimport os\nwhere = os.getpid()\n"
+                                 "import torch\nw = torch.zeros(3)")
+        assert result.success, result.error_in_exec
+        result = run_cell(shell, "%%remote --session on-cluster\nw += 1\nsame = os.getpid() == where")
+        assert result.success, result.error_in_exec
+        assert shell.user_ns["same"] is True and float(shell.user_ns["w"].sum()) == 3.0
+        session = session_kernel.SESSIONS["on-cluster"]
+        assert session.executor.origin == "pykernel-ext cluster" and session.info()["resources"] == {"GPU": 1.0}
+        # The session holds the worker's only GPU: a second session asking for one cannot start.
+        result = run_cell(shell, "%%remote --session second --gpus 1\nx = 1")
+        assert result.error_in_exec is not None and "free for a session" in str(result.error_in_exec)
+        assert "on-cluster" in str(result.error_in_exec), "the message names the session holding it"
+    finally:
+        session_kernel.close_all()
+
+
+def _other_kernel(home, code: str, *, kill: bool = False):
+    """Another kernel process on the same cluster: opens session 'shared', runs `code` in it, then exits
+    (or is killed with SIGKILL, as the OOM killer would)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = ("import os, signal, sys\nfrom pykernel_ext.remote import remote\n"
+              f"remote({code!r}, {{}}, session='shared')\nprint('ready', flush=True)\n"
+              + ("os.kill(os.getpid(), signal.SIGKILL)\n" if kill else ""))
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYKERNEL_EXT_HOME": str(home)})
+    assert "ready" in process.stdout, process.stdout + process.stderr
+    return process.returncode == -signal.SIGKILL if kill else process.returncode == 0
+
+
+def test_a_kernel_that_exits_or_is_killed_frees_its_sessions(shell, on_cluster):
+    from pykernel_ext.remote import session_kernel
+
+    for kill in (False, True):
+        assert _other_kernel(on_cluster, "x = 1", kill=kill)
+        deadline = time.monotonic() + 60
+        while True:  # the scheduler releases a dead client's task; its worker then closes the session
+            result = run_cell(shell, "%%remote --session shared\nmine = True")
+            if result.success or time.monotonic() > deadline:
+                break
+            assert "in use by another kernel" in str(result.error_in_exec)
+            time.sleep(0.5)
+        assert result.success, result.error_in_exec
+        session_kernel.forget("shared")
 
 
 def test_stop_ends_every_process(on_cluster):

@@ -54,6 +54,7 @@ def hold_session(name: str, owner: dict[str, Any], idle_seconds: float, key: str
     worker = get_worker()
     install_handler(worker)
     session = WorkerSession(name, owner, idle_seconds, key, worker)
+    _wait_for_ended(name)
     with _sessions_lock:
         if name in _sessions:
             raise RuntimeError(f"a session named {name!r} already runs on this worker")
@@ -66,6 +67,19 @@ def hold_session(name: str, owner: dict[str, Any], idle_seconds: float, key: str
             _sessions.pop(name, None)
         session.close()
     return {"closed": reason, "cells": session.cells}
+
+
+def _wait_for_ended(name: str, timeout: float = 10.0) -> None:
+    """A session of that name whose task the scheduler released (its kernel died) is still winding down here:
+    tell it to stop now and wait for it, so that the name can start again at once."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _sessions_lock:
+            old = _sessions.get(name)
+        if old is None or old._ended() is None and not old.closing:
+            return
+        old.closing = True
+        time.sleep(0.05)
 
 
 def install_handler(worker: Any) -> None:
