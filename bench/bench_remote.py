@@ -1,10 +1,14 @@
-"""Benchmark `%%remote`: round trip of a trivial cell on a warm embedded cluster, and push + pull of a
-256 MB array; ipyparallel's `%%px` on a one-engine local cluster measured in the same run for comparison.
+"""Benchmark `%%remote`: round trip of a trivial cell on a warm embedded cluster, push + pull of a 256 MB
+array, remote sessions (a trivial session cell, a cell reading a 500 MB model already in the session against
+the same cell stateless, training in two cells), and the latencies the tests no longer assert (output reaching
+the notebook, an interrupt stopping the cell, a dead worker noticed). ipyparallel's `%%px` on a one-engine
+local cluster is measured in the same run for comparison.
 
-    python bench/bench_remote.py [--n 100] [--repeats 5] [--json]
+    python bench/bench_remote.py [--n 100] [--repeats 5] [--model-mb 500] [--json]
 
-Targets (issue 3): trivial cell <= 25 ms median; 256 MB push + pull >= 400 MB/s. Prints figures and ratios;
-asserts nothing.
+Targets: trivial cell <= 25 ms median; 256 MB push + pull >= 400 MB/s (issue 3); trivial tracked session cell
+<= 3 ms; a session cell reading a 500 MB model already there within 2x of the trivial session cell, the same
+cell stateless >= 50x slower (issue 8). Prints figures and ratios; asserts nothing.
 """
 from __future__ import annotations
 
@@ -80,7 +84,92 @@ def bench_remote(shell: Any, n: int, repeats: int) -> dict[str, float]:
     return figures
 
 
-def bench_ipyparallel(shell: Any, n: int, repeats: int) -> dict[str, float]:
+MODEL_CELL = """
+import torch
+from torch import nn
+torch.manual_seed(0)
+width = {width}
+model = nn.Sequential(*[nn.Linear(width, width) for _ in range(8)])
+"""
+READ_MODEL = "norm = float(model[0].weight[0].sum())"
+TRAIN_SETUP = """
+import torch
+from torch import nn
+torch.manual_seed(0)
+X = torch.randn(2048, 64)
+y = X[:, :1].sin()
+net = nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 1))
+opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+"""
+TRAIN = """
+for _ in range(20):
+    opt.zero_grad()
+    loss = nn.functional.mse_loss(net(X), y)
+    loss.backward()
+    opt.step()
+final = float(loss)
+"""
+
+
+def model_width(megabytes: int) -> int:
+    """Width of 8 square linear layers holding about `megabytes` MB of float32 weights."""
+    return int((megabytes * 1e6 / 8 / 4) ** 0.5)
+
+
+def bench_sessions(shell: Any, n: int, model_mb: int) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    trivial = quiet(cell(shell, "%%remote --session bench\nx = 1"))
+    timed(trivial, 10)
+    figures["session_trivial_ms"] = statistics.median(timed(trivial, n)) * 1000
+    width = model_width(model_mb)
+    quiet(cell(shell, "%%remote --session bench\n" + MODEL_CELL.format(width=width)))()
+    read_in_session = quiet(cell(shell, "%%remote --session bench\n" + READ_MODEL))
+    timed(read_in_session, 3)
+    figures["session_model_read_ms"] = statistics.median(timed(read_in_session, max(10, n // 5))) * 1000
+    quiet(cell(shell, MODEL_CELL.format(width=width)))()  # the same model in the notebook, for the stateless cell
+    stateless = quiet(cell(shell, "%%remote\n" + READ_MODEL))
+    figures["stateless_model_read_ms"] = statistics.median(timed(stateless, 3)) * 1000
+    figures["model_mb"] = sum(p.numel() * 4 for p in shell.user_ns["model"].parameters()) / 1e6
+    shell.run_cell("del model")
+    # Training in two cells: locally, stateless remote (model and optimizer round trip each cell), session.
+    for label, prefix in (("local", ""), ("stateless", "%%remote\n"), ("session", "%%remote --session bench\n")):
+        quiet(cell(shell, TRAIN_SETUP))()
+        figures[f"train_two_cells_{label}_s"] = sum(timed(quiet(cell(shell, prefix + TRAIN)), 2))
+    figures.update(bench_latencies(shell))
+    return figures
+
+
+def bench_latencies(shell: Any) -> dict[str, float]:
+    """What the tests no longer assert: output latency, interrupt latency, dead-worker detection."""
+    import _thread
+    import threading
+
+    figures: dict[str, float] = {}
+    arrivals: list[tuple[float, str]] = []
+
+    class Stamped(io.StringIO):
+        def write(self, text: str) -> int:
+            arrivals.append((time.time(), text))
+            return len(text)
+
+    with contextlib.redirect_stdout(Stamped()):
+        shell.run_cell("%%remote\nimport time\nfor i in range(20):\n    print('at', time.time(), flush=True)\n"
+                       "    time.sleep(0.05)")
+    delays = [arrived - float(text.split()[1]) for arrived, text in arrivals if text.startswith("at ")]
+    figures["output_latency_ms"] = statistics.median(delays) * 1000 if delays else float("nan")
+    stopped: list[float] = []
+    timer = threading.Timer(1.0, lambda: (stopped.append(time.time()), _thread.interrupt_main()))
+    timer.start()
+    quiet(lambda: shell.run_cell("%%remote\nimport time\nwhile True:\n    time.sleep(0.01)"))()
+    figures["interrupt_stop_s"] = time.time() - stopped[0] if stopped else float("nan")
+    started = time.time()
+    quiet(lambda: shell.run_cell("%%remote\nimport os\nos.kill(os.getpid(), 9)"))()
+    figures["dead_worker_noticed_s"] = time.time() - started
+    quiet(lambda: shell.run_cell("%%remote\nback = 1"))()  # wait for the nanny's new worker
+    return figures
+
+
+def bench_ipyparallel(shell: Any, n: int, repeats: int, model_mb: int = 0) -> dict[str, float]:
     try:
         import ipyparallel
     except ImportError:
@@ -90,6 +179,7 @@ def bench_ipyparallel(shell: Any, n: int, repeats: int) -> dict[str, float]:
     try:
         rc.wait_for_engines(1, timeout=60)
         view = rc[:]
+        view.block = True  # %%px waits for the engine, as %%remote waits for its worker
         view.activate()  # registers %%px in this shell
         trivial = quiet(cell(shell, "%%px\nx = 1"))
         timed(trivial, 5)
@@ -103,6 +193,13 @@ def bench_ipyparallel(shell: Any, n: int, repeats: int) -> dict[str, float]:
         seconds = statistics.median(timed(push_pull, repeats))
         figures["px_push_pull_256mb_s"] = seconds
         figures["px_push_pull_mb_per_s"] = 2 * ARRAY_BYTES / 1e6 / seconds
+        view.execute("arr = None", block=True)
+        if model_mb:
+            quiet(cell(shell, "%%px\n" + MODEL_CELL.format(width=model_width(model_mb))))()
+            read = quiet(cell(shell, "%%px\n" + READ_MODEL))
+            figures["px_model_read_ms"] = statistics.median(timed(read, max(10, n // 5))) * 1000
+            quiet(cell(shell, "%%px\n" + TRAIN_SETUP))()
+            figures["px_train_two_cells_s"] = sum(timed(quiet(cell(shell, "%%px\n" + TRAIN)), 2))
         return figures
     finally:
         rc.close()
@@ -113,6 +210,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100, help="trivial cells timed (median)")
     parser.add_argument("--repeats", type=int, default=5, help="256 MB round trips timed (median)")
+    parser.add_argument("--model-mb", type=int, default=500, help="size of the model read in a session cell")
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     args = parser.parse_args()
     os.environ["PYKERNEL_EXT_HOME"] = tempfile.mkdtemp(prefix="bench-remote-")
@@ -124,7 +222,13 @@ def main() -> int:
     shell = start_ipython()
     try:
         figures = bench_remote(shell, args.n, args.repeats)
-        figures.update(bench_ipyparallel(shell, args.n, args.repeats))
+        shell.run_cell("del arr")
+        figures.update(bench_sessions(shell, args.n, args.model_mb))
+        from pykernel_ext.remote.session_kernel import close_all as close_sessions
+
+        close_sessions()
+        shell.run_cell("import numpy as np\narr = np.random.rand(%d)" % (ARRAY_BYTES // 8))
+        figures.update(bench_ipyparallel(shell, args.n, args.repeats, args.model_mb))
     finally:
         close_all()
     report(figures)
@@ -145,6 +249,21 @@ def report(f: dict[str, float]) -> None:
           f"{f['remote_push_pull_mb_per_s']:.0f} MB/s (target >= 400 MB/s)")
     print(f"  bare Dask scatter + gather of the same array:       {f['dask_scatter_gather_mb_per_s']:.0f} MB/s "
           f"(%%remote reaches {f['remote_push_pull_mb_per_s'] / f['dask_scatter_gather_mb_per_s']:.2f} of it)")
+    print(f"trivial tracked session cell (%%remote --session):      {f['session_trivial_ms']:.1f} ms median "
+          f"(target <= 3 ms)" + (f"; %%px {f['px_trivial_ms']:.1f} ms, ratio {f['session_trivial_ms'] / f['px_trivial_ms']:.2f}"
+                                 if "px_trivial_ms" in f else ""))
+    print(f"session cell reading a {f['model_mb']:.0f} MB model already in the session: {f['session_model_read_ms']:.1f} ms "
+          f"({f['session_model_read_ms'] / f['session_trivial_ms']:.2f}x the trivial session cell; target <= 2x)")
+    print(f"  the same cell stateless (model shipped):            {f['stateless_model_read_ms']:.0f} ms "
+          f"({f['stateless_model_read_ms'] / f['session_model_read_ms']:.0f}x slower; expected >= 50x)")
+    if "px_model_read_ms" in f:
+        print(f"  %%px reading the same model on its engine:          {f['px_model_read_ms']:.1f} ms")
+    print(f"training in two cells (20 Adam steps each): local {f['train_two_cells_local_s']:.2f} s, session "
+          f"{f['train_two_cells_session_s']:.2f} s, stateless %%remote {f['train_two_cells_stateless_s']:.2f} s"
+          + (f", %%px {f['px_train_two_cells_s']:.2f} s" if "px_train_two_cells_s" in f else ""))
+    print(f"latencies: remote print -> notebook {f['output_latency_ms']:.0f} ms median (spec 100 ms); interrupt "
+          f"-> cell stopped {f['interrupt_stop_s']:.2f} s (spec 2 s); worker killed -> cell failed "
+          f"{f['dead_worker_noticed_s']:.2f} s (spec 10 s)")
     if "px_push_pull_mb_per_s" in f:
         print(f"  ipyparallel push + pull of the same array:          {f['px_push_pull_256mb_s']:.2f} s = "
               f"{f['px_push_pull_mb_per_s']:.0f} MB/s (ratio {f['remote_push_pull_mb_per_s'] / f['px_push_pull_mb_per_s']:.2f})")

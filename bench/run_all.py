@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve().parent
 QUICK_ARGS = {
     "bench_track.py": ["--cells", "50"],
     "bench_hashing.py": ["--size-mib", "64"],
-    "bench_remote.py": ["--n", "20", "--repeats", "1"],
+    "bench_remote.py": ["--n", "20", "--repeats", "1", "--model-mb", "50"],
     "bench_batch.py": ["--repeats", "1", "--sweep-runs", "2", "--steps", "20"],
     "bench_server.py": ["--runs", "5000"],
 }
