@@ -23,6 +23,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Iterable
 
+from .torch_fixups import after_unpickle
 from .fingerprint import fingerprint, is_ndarray, is_tensor, tensor_geometry, trackable
 
 Handle = tuple  # (transfer id, memo index): the same on both sides
@@ -449,8 +450,9 @@ def unpack(packed: Packed, mirror: Mirror | None = None, *, cuda: bool = False) 
     root = unpickler.load()
     if unpickler.stale:
         raise StaleHandles(unpickler.stale)
+    memo = unpickler.memo.copy()
+    after_unpickle(memo.values())
     if mirror is not None and packed.transfer:
-        memo = unpickler.memo.copy()
         new = []
         for index in packed.tracked:
             handle = (packed.transfer, index)

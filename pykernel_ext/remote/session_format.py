@@ -22,7 +22,8 @@ def format_sessions(sessions: list[Any]) -> str:
             continue
         gpu = info.get("gpu_memory_bytes")
         idle = "running a cell" if info.get("busy") else f"idle {info.get('idle_seconds', 0):.0f} s"
-        lines = [f"{head} on {info.get('host')} ({info.get('worker')}) · holds {session.wants.describe()} · "
+        held = session.wants.describe() if session.wants.describe() != "nothing in particular" else "no reserved resources"
+        lines = [f"{head} on {info.get('host')} ({info.get('worker')}) · holds {held} · "
                  f"{info.get('cells', 0)} cells · {idle} (closed after {info.get('idle_limit', 0):.0f} s idle)"
                  + (f" · GPU memory {format_bytes(gpu)}" if gpu else "")]
         variables = info.get("variables") or {}

@@ -353,6 +353,9 @@ def approx_nbytes(value: Any) -> int:
             return value.numel() * value.element_size()
         if isinstance(value, torch.nn.Module):
             return sum(t.numel() * t.element_size() for t in list(value.parameters()) + list(value.buffers()))
+        if isinstance(value, torch.optim.Optimizer):  # its moments: often twice the model
+            return sum(t.numel() * t.element_size() for state in value.state.values() for t in state.values()
+                       if isinstance(t, torch.Tensor))
     usage = getattr(value, "memory_usage", None)
     if callable(usage):
         try:
