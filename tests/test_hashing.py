@@ -528,3 +528,42 @@ def test_import_and_is_data_value_do_not_import_heavy_libraries() -> None:
         """
     )
     assert out == "[]"
+
+
+def test_an_unchanged_tensor_is_not_read_again_and_every_kind_of_change_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    from pykernel_ext import hashing
+
+    reads: list[int] = []
+    real = hashing._tensor_digest_uncached
+    monkeypatch.setattr(hashing, "_tensor_digest_uncached", lambda t: (reads.append(1), real(t))[1])
+    model = torch.nn.Linear(300, 300)
+    first = hashing.hash_value(model).hash
+    assert len(reads) == 2
+    assert hashing.hash_value(model).hash == first and len(reads) == 2, "unchanged: served from the cache"
+    assert hashing.hash_value(model.weight).hash == hashing.hash_value(model.state_dict()["weight"]).hash
+    with torch.no_grad():
+        model.weight[0, 0] += 1  # in place: torch's version counter moves
+    second = hashing.hash_value(model).hash
+    assert second != first and len(reads) == 3
+    model.bias.data += 0.5  # through .data (tutorial style): no version bump, the byte sample sees it
+    assert hashing.hash_value(model).hash not in (first, second)
+    model.weight.data = torch.zeros(300, 300)  # rebound to new storage
+    assert hashing.hash_value(model.weight).hash == hashing.hash_value(torch.zeros(300, 300)).hash
+
+
+def test_the_tensor_cache_forgets_a_tensor_whose_storage_is_freed() -> None:
+    torch = pytest.importorskip("torch")
+    import gc
+
+    from pykernel_ext import hashing
+
+    t = torch.arange(1000.)
+    first = hashing.hash_value(t).hash
+    key = hashing._tensor_cache_key(t)
+    assert key in hashing._tensor_cache
+    del t
+    gc.collect()
+    assert key not in hashing._tensor_cache, "no stale entry that a new tensor at the same address could match"
+    again = torch.arange(1000.) + 1  # may reuse the freed memory, with a fresh version counter
+    assert hashing.hash_value(again).hash != first
