@@ -178,6 +178,36 @@ def test_a_kernel_that_exits_or_is_killed_frees_its_sessions(shell, on_cluster):
         session_kernel.forget("shared")
 
 
+def test_shutting_down_a_real_kernel_closes_its_sessions(on_cluster):
+    import os
+
+    from jupyter_client.manager import start_new_kernel
+
+    from kernel_helpers import execute
+
+    env = {**os.environ, "PYKERNEL_EXT_HOME": str(on_cluster)}
+    env.pop("PYKERNEL_EXT_SCHEDULER", None)
+    manager, client = start_new_kernel(kernel_name="python3", env=env, cwd=str(on_cluster))
+    try:
+        reply, _ = execute(client, "%load_ext pykernel_ext")
+        reply, outputs = execute(client, "%%remote --session from-kernel\nimport os\nprint('pid', os.getpid())")
+        assert reply["status"] == "ok", reply
+        assert any("pid" in m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+        reply, outputs = execute(client, "%remote_session")
+        listing = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+        assert "from-kernel: open" in listing
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=False)
+    from distributed import Client
+
+    with Client(state(on_cluster)["scheduler"]["address"], set_as_default=False, timeout=30) as probe:
+        deadline = time.monotonic() + 30
+        while any("pykernel-ext-session-from-kernel/" in str(k) for keys in probe.processing().values() for k in keys):
+            assert time.monotonic() < deadline, "the kernel's session still holds its worker after shutdown"
+            time.sleep(0.2)
+
+
 def test_stop_ends_every_process(on_cluster):
     from pykernel_ext.remote import cluster
 
@@ -191,4 +221,4 @@ def test_stop_ends_every_process(on_cluster):
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert alive == []
     assert cli("cluster", "status", env=env).returncode == 1
-    assert cluster.persistent_address(on_cluster / ".pykernel_ext") is None
+    assert cluster.persistent_address(on_cluster / ".pykernel_ext") is None  # keep last: it stops the module's cluster
