@@ -208,6 +208,7 @@ def test_shutting_down_a_real_kernel_closes_its_sessions(on_cluster):
             time.sleep(0.2)
 
 
+# Keep last: it stops the module's cluster.
 def test_stop_ends_every_process(on_cluster):
     from pykernel_ext.remote import cluster
 
@@ -221,4 +222,4 @@ def test_stop_ends_every_process(on_cluster):
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert alive == []
     assert cli("cluster", "status", env=env).returncode == 1
-    assert cluster.persistent_address(on_cluster / ".pykernel_ext") is None  # keep last: it stops the module's cluster
+    assert cluster.persistent_address(on_cluster / ".pykernel_ext") is None
