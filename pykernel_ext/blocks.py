@@ -14,14 +14,17 @@ from .tracking import ENV_NOTEBOOK, Run, RunContext, TrackOptions, start_run
 
 def track(name: str | None = None, params: dict[str, Any] | None = None, *, data: list[str] | tuple = (),
           metrics: list[str] | tuple = (), artifacts: list[str] | tuple = (), tags: dict[str, str] | None = None,
-          namespace: dict[str, Any] | None = None, code: str | None = None) -> "TrackedBlock":
+          namespace: dict[str, Any] | None = None, code: str | None = None,
+          param_names: list[str] | tuple = ()) -> "TrackedBlock":
     """Track a block of a script as a run: `with pykernel_ext.track(name="train", params={...}) as run:`.
 
-    The block's own source is recorded (and hashed like a `%%track` cell with the same body). Reads of
-    globals are looked up in the caller's module namespace unless `namespace` is given.
+    The block's own source is recorded (and hashed like a `%%track` cell with the same body); `code` records
+    another text instead (an exported cell's, whose IPython lines the block runs translated). Reads of
+    globals are looked up in the caller's module namespace unless `namespace` is given; `param_names`
+    records those names' values as parameters, as `%%track --params` does.
     """
-    options = TrackOptions(name=name, params=dict(params or {}), data=list(data), metrics=list(metrics),
-                           artifacts=list(artifacts), tags=dict(tags or {}))
+    options = TrackOptions(name=name, params=dict(params or {}), param_names=list(param_names), data=list(data),
+                           metrics=list(metrics), artifacts=list(artifacts), tags=dict(tags or {}))
     return TrackedBlock(options, namespace=namespace, code=code)
 
 
@@ -30,20 +33,23 @@ class TrackedBlock:
     block reaches the user with only the block's own frames (no `yield run` frame of ours)."""
 
     def __init__(self, options: TrackOptions, *, namespace: dict[str, Any] | None = None, code: str | None = None,
-                 kind: str = "script", code_hash: str | None = None) -> None:
+                 kind: str = "script", analyze_block: bool = True) -> None:
         self.options = options
         self.namespace = namespace
         self.code = code
         self.kind = kind
-        self.code_hash = code_hash
+        self.analyze_block = analyze_block
         self.run: Run | None = None
 
     def __enter__(self) -> Run:
         caller = sys._getframe(1)  # the frame of the `with` statement
-        code = self.code if self.code is not None else code_capture_block(caller.f_code.co_filename, caller.f_lineno)
+        block = code_capture_block(caller.f_code.co_filename, caller.f_lineno) if self.analyze_block else None
         context = RunContext(
-            kind=self.kind, source=code or "", namespace=self.namespace if self.namespace is not None else caller.f_globals,
-            module_name=caller.f_globals.get("__name__", "__main__"), code_hash=self.code_hash,
+            kind=self.kind, source=(self.code if self.code is not None else block) or "",
+            # The Python the block runs is what it reads, even when `code` records the cell's own text.
+            analysis_source=block if self.code is not None else None,
+            namespace=self.namespace if self.namespace is not None else caller.f_globals,
+            module_name=caller.f_globals.get("__name__", "__main__"),
             notebook=os.environ.get(ENV_NOTEBOOK) or caller.f_code.co_filename,
         )
         self.run = start_run(self.options, context)
@@ -69,4 +75,4 @@ def notebook_run(notebook: str, code: str, parameters: dict[str, Any], name: str
     so the two runs compare equal in parameters and code.
     """
     options = TrackOptions(name=name or os.path.splitext(os.path.basename(notebook))[0], params=dict(parameters))
-    return TrackedBlock(options, namespace={}, code=code, kind="script")
+    return TrackedBlock(options, namespace={}, code=code, kind="script", analyze_block=False)
