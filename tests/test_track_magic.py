@@ -425,3 +425,16 @@ def test_a_failing_tracked_cell_traceback_names_its_own_cell_number(shell, store
     run_cell(shell, "%%track\ny = x / 0")
     out = capsys.readouterr().out
     assert f"In[{number}]" in out and f"In[{number + 1}]" not in out
+
+
+def test_an_ambiguous_run_prefix_never_claims_more_runs_than_it_lists(shell, store_home):
+    from pykernel_ext.errors import AmbiguousRunId
+
+    with RunStore.open(store_home / ".pykernel_ext") as s:
+        for index in range(7):
+            s.begin_run({"id": f"ab{index:030d}", "kind": "cell", "name": "n", "status": "ok", "started_at": 1.0,
+                         "params": {}, "tags": {}}, {})
+        with pytest.raises(AmbiguousRunId) as raised:
+            s.resolve_run_id("ab")
+    message = str(raised.value)
+    assert "matches more than 5 runs" in message and message.count("ab000") == 5 and ", ..." in message
