@@ -77,13 +77,20 @@ def _with_module_sources(store: RunStore, run: dict[str, Any]) -> dict[str, Any]
 
 
 def _code_text(run: dict[str, Any]) -> str:
+    """The run's code and closure as one text, each part in the form code hashes are taken of (a cell body
+    and the same body in a script's block differ only in trailing blank lines)."""
+    from .capture.code import normalize_source
+
     code = run.get("code") or {}
-    parts = [code.get("source") or ""]
+    source = code.get("source") or ""
+    parts = [normalize_source(source) if source.strip() else ""]
     for entry in code.get("closure") or []:
-        where = f"module file {entry.get('path')}" if entry.get("kind") == "module" else "notebook-defined"
+        where = "the user's module" if entry.get("kind") == "module" else "notebook-defined"  # where it lies is no code
         body = entry.get("source")
         if body is None:  # no text to show: its content hash still tells versions apart
             body = f"# ({entry.get('error') or 'source not recorded'}; hash {entry.get('hash')})\n"
+        elif entry.get("kind") != "module":
+            body = normalize_source(body)
         parts.append(f"\n# --- {entry.get('kind')} {entry.get('name')} ({where})\n{body}")
     return "".join(parts)
 

@@ -200,6 +200,8 @@ class _ScriptBuilder:
                 self.tracks.append((len(self.body) + 2, magic[2]))  # after a blank and the header
         elif magic and magic[0] == "remote":
             code = em.remote_cell(magic[1], magic[2], self.known)
+        elif magic and magic[0] not in em.KNOWN_CELL_MAGICS and em.OTHER_EXTENSIONS not in self.known:
+            code = em.unknown_magic(first, f"Cell magic `%%{magic[0]}` not found.")
         elif magic:
             code = em.translate_cell_magic(*magic, self.known) or em.Translated(
                 em.comment_out(source, f"%%{magic[0]} has no plain-Python equivalent"),
@@ -323,6 +325,9 @@ def _notebook_names(nb: Any) -> tuple[set[str], bool]:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
+        for loaded in re.findall(r"^\s*%(?:re)?load_ext\s+(\S+)", cell.source, flags=re.MULTILINE):
+            if loaded not in ("pykernel_ext", "autoreload"):
+                writes.add(em.OTHER_EXTENSIONS)
         magic = em.split_cell_magic(cell.source)
         body = magic[2] if magic else cell.source
         text = em.translate_lines(body, set()).text
@@ -463,6 +468,10 @@ def named_params(names: list[str], namespace: dict[str, Any]) -> dict[str, Any]:
         else:
             warnings.warn(f"--params names {name!r}, which is not defined", stacklevel=2)
     return found
+
+
+class UsageError(Exception):
+    """What IPython raises for a magic it does not know; an exported script raises it at the same line."""
 
 
 def show(value: Any) -> None:

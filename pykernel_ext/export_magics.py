@@ -20,6 +20,23 @@ PASS_THROUGH_CELLS = frozenset({"capture", "prun"})
 INSTALL_COMMANDS = frozenset({"install", "uninstall", "remove", "update", "upgrade", "create", "download"})
 SHELL_CELLS = {"bash": "/bin/bash", "sh": None}
 
+# The magics IPython and ipykernel define (IPython 8-9), and ours. A notebook that calls another one fails
+# there with a UsageError, unless an extension it loads defines it: the script then fails the same way.
+KNOWN_LINE_MAGICS = frozenset("""
+    alias alias_magic autoawait autocall autoindent automagic autosave bookmark cat cd clear code_wrap colors
+    conda config connect_info cp cpaste debug dhist dirs doctest_mode ed edit env gui hist history
+    killbgscripts ldir less lf lk ll load load_ext loadpy logoff logon logstart logstate logstop ls lsmagic lx
+    macro magic mamba man matplotlib micromamba mkdir more mv notebook page paste pastebin pdb pdef pdoc pfile
+    pinfo pinfo2 pip popd pprint precision prun psearch psource pushd pwd pycat pylab qtconsole quickref recall
+    rehashx reload_ext rep rerun reset reset_selective rm rmdir run save sc set_env sx system tb time timeit
+    unalias unload_ext uv who who_ls whos xdel xmode autoreload aimport remote_jobs""".split())
+KNOWN_CELL_MAGICS = frozenset("""
+    ! HTML SVG bash capture code_wrap debug file html javascript js latex markdown perl prun pypy python
+    python2 python3 ruby script sh svg sx system time timeit writefile track remote""".split())
+# In `known` (the notebook's names): the notebook loads an extension other than ours and autoreload, so a
+# magic we do not know may be one of its own.
+OTHER_EXTENSIONS = "<extensions>"
+
 _ASSIGN_MAGIC = re.compile(r"^(?P<target>[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*(?P<rest>[!%].*)$")
 _HELP_LINE = re.compile(r"^(\?{1,2}[\w.]+|[\w.]+\?{1,2})$")
 _TIMEIT_OPTION = re.compile(r"^-(?:[nrp]\s*\S+|[tcqo])\s+")
@@ -200,7 +217,15 @@ def _line_magic(name: str, args: str, target: str | None, known: set[str], origi
         return Translated([f"_argv, sys.argv = sys.argv, [{argv}]", run, "sys.argv = _argv"], {"runpy", "sys"})
     if name == "remote_jobs":
         return Translated(["print(pykernel_ext.remote.format_jobs())"], {"pykernel_ext.remote"})
+    if name not in KNOWN_LINE_MAGICS and OTHER_EXTENSIONS not in known:
+        return unknown_magic(original, f"Line magic function `%{name}` not found.")
     return _untranslatable(original, f"%{name} has no plain-Python equivalent")
+
+
+def unknown_magic(original: str, message: str) -> Translated:
+    """A magic IPython does not know: the notebook stops there with a UsageError, and so does the script."""
+    return Translated([f"raise _export.UsageError({message!r})  # {original}"],
+                      problems=[f"`{original}`: {message} The notebook fails there; the script raises the same error"])
 
 
 def _timeit_options(args: str) -> tuple[str, str]:

@@ -29,6 +29,7 @@ class NotebookTask:
     timeout: float | None = None  # per cell, as papermill's execution_timeout
     reproduces: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    language: str | None = None  # for a notebook whose metadata names none (papermill needs it to inject)
 
 
 @dataclass
@@ -82,7 +83,8 @@ def _run_papermill(task: NotebookTask, source: Path, executed: Path, scratch: Pa
     kernel_log = scratch / "kernel-stderr.log"
     try:
         papermill.execute_notebook(
-            str(source), str(executed), parameters=task.parameters, kernel_name=task.kernel, cwd=cwd,
+            str(source), str(executed), parameters=task.parameters, kernel_name=task.kernel, language=task.language,
+            cwd=cwd,
             progress_bar=False, log_output=False, execution_timeout=task.timeout,
             kernel_manager_class=kernel_manager_with_env(env, kernel_log),
         )

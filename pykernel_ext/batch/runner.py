@@ -102,6 +102,9 @@ class BatchRunner:
         self.settings = settings or Settings.from_env()
         self.notebook_bytes, parsed = load_notebook(self.notebook)
         self.kernel, self.kernel_note = resolve_kernel(options.kernel, parsed)
+        metadata = parsed.get("metadata") or {}
+        named = (metadata.get("language_info") or {}).get("name") or (metadata.get("kernelspec") or {}).get("language")
+        self.language = None if named else "python"  # a notebook naming no kernel runs with python3's language
         self.label = _label(self.notebook, self.settings.home)
         self.parameters = notebook_parameters(parsed)  # the parameters cell: names, types, defaults
         self._defaults = literal_defaults(self.parameters)
@@ -155,7 +158,7 @@ class BatchRunner:
 
     def _task(self, run: Run, params: dict[str, Any], reproduces: str | None, cwd: Path) -> NotebookTask:
         return NotebookTask(run_id=run.id, notebook_label=self.label, notebook_bytes=self.notebook_bytes,
-                            parameters=params,
+                            parameters=params, language=self.language,
                             kernel=self.kernel, cwd=str(cwd),
                             timeout=self.options.timeout, reproduces=reproduces)
 

@@ -14,6 +14,8 @@ same works under JupyterLab's ipykernel, nbconvert and papermill, and in scripts
 from __future__ import annotations
 
 import ast
+import dis
+import functools
 import inspect
 import linecache
 import os
@@ -269,8 +271,13 @@ def _global_names_used(obj: Any) -> list[str]:
     return names
 
 
+@functools.lru_cache(maxsize=4096)
 def _code_global_names(code: types.CodeType) -> list[str]:
-    names = list(code.co_names)
+    """The global names a code object (and the functions and comprehensions nested in it) loads.
+
+    `co_names` also holds attribute names (`self.lr`, `model.train()`), which would make a global `lr` look
+    read; the bytecode says which names are loaded as globals."""
+    names = [i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names += _code_global_names(const)
