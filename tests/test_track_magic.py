@@ -438,3 +438,45 @@ def test_an_ambiguous_run_prefix_never_claims_more_runs_than_it_lists(shell, sto
             s.resolve_run_id("ab")
     message = str(raised.value)
     assert "matches more than 5 runs" in message and message.count("ab000") == 5 and ", ..." in message
+
+
+CLASS_CELLS = ["%load_ext pykernel_ext", "class Model:\n    def f(self, x):\n        return x * 2\n",
+               "%%track --name uses-class\ny = Model().f(3)"]
+
+
+def _class_runs(home: Path) -> list[dict]:
+    return [r for r in all_runs(home) if r["name"] == "uses-class"]
+
+
+def test_notebook_classes_have_their_source_under_nbconvert_and_a_jupyterlab_kernel(store_home):
+    import os
+    import sys
+
+    import nbformat
+    from jupyter_client.manager import start_new_kernel
+
+    from kernel_helpers import execute
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CLASS_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, store_home / "classes.ipynb")
+    done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                           "classes.ipynb"], capture_output=True, text=True, cwd=store_home, timeout=300)
+    assert done.returncode == 0, done.stderr
+    [converted] = _class_runs(store_home)
+    assert converted["notebook"] == "classes.ipynb" and converted["cell_id"] == nb.cells[2].id  # found by the kernel
+    # JupyterLab's way: the kernel is told the notebook (JPY_SESSION_NAME) and each cell's id.
+    env = {**os.environ, "JPY_SESSION_NAME": str(store_home / "classes.ipynb")}
+    manager, client = start_new_kernel(kernel_name="python3", env=env, cwd=str(store_home))
+    try:
+        for cell in nb.cells:
+            reply, _ = execute(client, cell.source, cell_id=cell.id)
+            assert reply["status"] == "ok", reply
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    assert len(_class_runs(store_home)) == 2
+    for run in _class_runs(store_home):
+        [entry] = run["code"]["closure"]
+        assert entry["kind"] == "class" and entry["source"] == CLASS_CELLS[1], entry
+        assert run["cell_id"] == nb.cells[2].id
