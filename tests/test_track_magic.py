@@ -345,6 +345,16 @@ def test_user_modules_are_recorded_once_by_content_and_a_reload_changes_the_code
     assert not comparison["code"]["same"] and "+    return x * 3" in comparison["code"]["diffs"][0]
     with RunStore.open(store_home / ".pykernel_ext") as s:
         assert s.blobs.read_text(entry["blob"]) == "def f(x):\n    return x * 2\n"
+    from conftest import cli
+    from pykernel_ext.server.api import NotebookPaths, RunsAPI
+
+    shown = json.loads(cli("runs", "show", first["id"], "--json").stdout)  # the source read back for views
+    assert shown["code"]["closure"][0]["source"] == "def f(x):\n    return x * 2\n"
+    api = RunsAPI(store_home / ".pykernel_ext", NotebookPaths(store_home, store_home))
+    try:
+        assert api.get_run(changed["id"])["code"]["closure"][0]["source"] == "def f(x):\n    return x * 3\n"
+    finally:
+        api.close()
     module.write_text("def f(x):\n    return x * 4\n")  # changed on disk, not reloaded: said so
     run_cell(shell, "%%track\ny = nbutils.f(1)")
     stale = all_runs(store_home)[3]
