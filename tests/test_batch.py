@@ -163,14 +163,30 @@ def test_reproduce_a_notebook_run_and_detect_changed_data(store_home):
 
 
 def test_reproduce_a_tracked_cell_from_its_code_closure(shell, store_home):
-    run_cell(shell, "base = 3\ndef score(x):\n    return x * base\n")
-    run_cell(shell, "%%track --name cellrun --metrics result\nresult = score(7)")
+    run_cell(shell, "import numpy as np\nfrom collections import Counter\nbase = 3\n"
+                    "def score(x):\n    return int(np.int64(x) * base) + len(Counter('ab'))\n")
+    run_cell(shell, "%%track --name cellrun --metrics result\n%%time\nresult = score(7) + int(np.sqrt(4))")
     [original] = runs("cell")
     again = cli("reproduce", original["id"], "--check", cwd=store_home)
     assert again.returncode == 0, again.stdout + again.stderr
     reproduction = [r for r in runs("cell") if r["reproduces"] == original["id"]]
-    assert len(reproduction) == 1 and reproduction[0]["metrics"] == {"result": 21.0}
+    assert len(reproduction) == 1 and reproduction[0]["metrics"] == {"result": 25.0}  # np re-imported
     assert reproduction[0]["code_hash"] == original["code_hash"]
+
+
+def test_a_failed_reproduction_shows_its_error_and_points_to_the_notebook_run(store_home):
+    body = "X = set(range(int(lr * 10)))  # no parameter: a set is not JSON"
+    notebook = make_notebook(store_home, body + "\n", name="made.ipynb")
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("%%track --name uses-x --metrics total\ntotal = sum(X)"))
+    nbformat.write(nb, notebook)
+    assert cli("run", str(notebook), cwd=store_home).returncode == 0
+    [cell] = runs("cell")
+    again = cli("reproduce", cell["id"], "--check", cwd=store_home)
+    assert again.returncode == 1
+    assert "the reproduction failed: NameError: name 'X' is not defined" in again.stdout
+    assert f"pykernel-ext reproduce {cell['parent_id'][:8]}" in again.stdout
+    assert "note: input X is neither a recorded parameter nor notebook code" in again.stdout
 
 
 def test_reproduce_reports_inputs_it_cannot_rebuild(shell, store_home):
