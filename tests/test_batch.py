@@ -58,11 +58,11 @@ def test_values_that_do_not_take_the_defaults_type_pass_as_given_with_a_note(sto
     (tmp_path / "p.yaml").write_text("lr: 1\nlabel: 7\n")
     values = collect_parameters(spec, [("epochs", "three"), ("layers", "{a: 1}")], ['verbose: "no way"'], [str(tmp_path / "p.yaml")], notes)
     assert values == {"epochs": "three", "layers": {"a": 1}, "verbose": "no way", "lr": 1, "label": 7}
-    assert any("epochs: 'three' is not a int like its default 2" in n and "passed as the string 'three'" in n
+    assert any("epochs: 'three' is not an int like its default 2" in n and "passed as the string 'three'" in n
                for n in notes)
     assert any("layers: '{a: 1}' is a dict, not a list" in n for n in notes)
     assert any("verbose: 'no way' is a str, not a bool" in n for n in notes)
-    assert any("label: 7 is a int, not a str" in n for n in notes)
+    assert any("label: 7 is an int, not a str" in n for n in notes)
     assert not any(n.startswith("parameter lr") for n in notes)  # an int where a float is expected fits
 
 

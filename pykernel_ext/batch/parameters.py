@@ -46,19 +46,23 @@ def coerce(name: str, raw: Any, spec: dict[str, Parameter], notes: list[str] | N
     wanted = parameter.kind if parameter else "any"
     if not isinstance(raw, str) or not typed_text:
         if parameter and not _fits(raw, wanted):
-            _note(notes, f"parameter {name}: {raw!r} is a {type(raw).__name__}, not a {wanted} like its default "
+            _note(notes, f"parameter {name}: {raw!r} is {_a(type(raw).__name__)}, not {_a(wanted)} like its default "
                          f"{parameter.default}; passed as given")
         return raw
     try:
         value = _typed(raw, wanted)
     except ValueError as exc:
-        _note(notes, f"parameter {name}: {raw!r} is not a {wanted} like its default {parameter.default} "
+        _note(notes, f"parameter {name}: {raw!r} is not {_a(wanted)} like its default {parameter.default} "
                      f"({exc}); passed as the string {raw!r}")
         return raw
     if wanted in ("list", "dict") and not _fits(value, wanted):
-        _note(notes, f"parameter {name}: {raw!r} is a {type(value).__name__}, not a {wanted} like its default "
+        _note(notes, f"parameter {name}: {raw!r} is {_a(type(value).__name__)}, not {_a(wanted)} like its default "
                      f"{parameter.default}; passed as given")
     return value
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
 
 
 def _typed(raw: str, wanted: str) -> Any:

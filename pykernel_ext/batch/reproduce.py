@@ -64,8 +64,8 @@ def reproduce(run_ref: str, *, tolerance: float = 1e-6, kernel: str | None = Non
     reproduction = store.get_run(new_id)
     differences = runs_differ(comparison, tolerance)
     if original["status"] != "ok" and reproduction["status"] == original["status"] and \
-            reproduction.get("error_type") != original.get("error_type"):
-        differences.append(f"it failed differently: {original.get('error_type')} -> {reproduction.get('error_type')}")
+            _failure(reproduction) != _failure(original):
+        differences.append(f"it failed differently: {_failure(original)} -> {_failure(reproduction)}")
     env = comparison["environment"]
     notes += [f"environment: {key} {old} -> {new}" for key, (old, new) in {**env["changed"], **env["packages_changed"]}.items()]
     error = None
@@ -74,6 +74,14 @@ def reproduce(run_ref: str, *, tolerance: float = 1e-6, kernel: str | None = Non
     return ReproduceReport(original["id"], new_id, reproduction["status"], comparison, differences, notes,
                            original_status=original["status"], error=error,
                            parent_notebook_run=_parent_notebook_run(store, original))
+
+
+def _failure(run: dict[str, Any]) -> str:
+    """What a failure was: for a notebook run, the failing cell and its error."""
+    error = run.get("notebook_error")
+    if error:
+        return f"cell {error.get('cell_number')}: {error.get('ename')}"
+    return str(run.get("error_type"))
 
 
 def _parent_notebook_run(store, original: dict[str, Any]) -> str | None:
