@@ -381,6 +381,8 @@ def test_configs_are_structured_parameters_and_datasets_are_data(shell, store_ho
                     "@dataclass\nclass Optim:\n    lr: float = 0.01\n    betas: tuple = (0.9, 0.99)\n"
                     "@dataclass\nclass Config:\n    optim: Optim = field(default_factory=Optim)\n    epochs: int = 3\n"
                     "cfg = Config()\nns = types.SimpleNamespace(seed=1, name='a')\nargs = argparse.Namespace(batch=8)\n"
+                    "import attrs, pydantic\nclass Model(pydantic.BaseModel):\n    depth: int = 2\n    act: str = 'relu'\n"
+                    "@attrs.define\nclass Aug:\n    flip: bool = True\nmodel_cfg = Model()\naug = Aug()\n"
                     "big = {f'k{i}': i for i in range(100)}\ndf = pd.DataFrame({'a': range(300)})\n"
                     "class Points(Dataset):\n    def __init__(self, n):\n        self.x = torch.arange(n * 2.0).reshape(n, 2)\n"
                     "        self.files = ['points.csv']\n    def __len__(self):\n        return len(self.x)\n"
@@ -389,10 +391,12 @@ def test_configs_are_structured_parameters_and_datasets_are_data(shell, store_ho
                     "points = Points(3)")
     (store_home / "points.csv").write_text("x,y\n1,2\n")
     run_cell(shell, "%%track --params df\nsteps = cfg.epochs * cfg.optim.lr + ns.seed + args.batch + big['k1']\n"
+                    "deep = model_cfg.depth if aug.flip else 0\n"
                     "n = len(ds) + len(loader) + len(points)")
     run = only_run(store_home)
     assert run["params"] == {"cfg.optim.lr": 0.01, "cfg.optim.betas": [0.9, 0.99], "cfg.epochs": 3, "ns.seed": 1,
-                             "ns.name": "a", "args.batch": 8, **{f"big.k{i}": i for i in range(100)}}
+                             "ns.name": "a", "args.batch": 8, **{f"big.k{i}": i for i in range(100)},
+                             "model_cfg.depth": 2, "model_cfg.act": "relu", "aug.flip": True}
     data = {d["name"]: d for d in run["data"]}
     assert data["df"]["kind"] == "dataframe" and len(data["df"]["hash"]) == 64  # data, not a parameter
     assert data["ds"]["kind"] == "dataset" and len(data["ds"]["hash"]) == 64
