@@ -149,12 +149,10 @@ class _ClosureWalk:
         return used
 
     def _module(self, module: types.ModuleType, name: str) -> None:
-        if not self._user_module(module):
-            statement = _import_module_statement(module, name)
-            if statement:
-                self.imports[name] = statement
-        else:
-            self.imports[name] = _import_module_statement(module, name) or f"import {module.__name__}"
+        self._user_module(module)  # a module of the user's own is code of the run, besides being imported
+        statement = _import_module_statement(module, name)
+        if statement:
+            self.imports[name] = statement
 
     def _library_or_user_object(self, name: str, obj: Any) -> None:
         module_name = getattr(obj, "__module__", None)
