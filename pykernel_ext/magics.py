@@ -193,7 +193,10 @@ def _locate_cell(shell: Any, notebook: str | None) -> tuple[str | None, str | No
         history = list(shell.history_manager.input_hist_raw)
         hint = os.environ.get(ENV_NOTEBOOK_FILE) or (notebook if notebook and os.path.isfile(notebook) else None)
         location = locate_cell(history, hint, os.getcwd())
-    except Exception:  # noqa: BLE001 - identity is a nicety; the run is recorded without it
+    except Exception as exc:  # noqa: BLE001 - identity is a nicety; the run is recorded without it
+        import logging
+
+        logging.getLogger("pykernel_ext").warning("pykernel-ext: this cell's notebook cell id was not found: %s", exc)
         return notebook, None
     if location is None:
         return notebook, None
