@@ -27,53 +27,91 @@ def _parse_parameters(argv=None):
     return _export.parse_parameters(parser, argv)
 
 
+# What `pykernel-ext run` records for the notebook (its code, its parameters' literal defaults): the
+# script's own run records the same, so `pykernel-ext runs diff` compares the two as equals.
+_NOTEBOOK = "03_sweep.ipynb"
+_NOTEBOOK_DEFAULTS = {'lr': 0.05, 'hidden': 16, 'epochs': 15, 'seed': 0}
+_NOTEBOOK_CODE = """\
+# %% ---- code cell 1
+%load_ext pykernel_ext
+import pykernel_ext
+import torch
+from torch import nn
+# %% ---- code cell 2 [parameters]
+lr = 0.05  # learning rate of Adam
+hidden = 16  # width of the hidden layer
+epochs = 15  # passes over the data
+seed = 0  # random seed of data and weights
+# %% ---- code cell 3
+torch.manual_seed(seed)
+X = torch.randn(256, 4)
+y = (X[:, 0] * X[:, 1] + X[:, 2] > 0).long()  # a nonlinear rule the network must learn
+# %% ---- code cell 4
+def make_model(width):
+    return nn.Sequential(nn.Linear(4, width), nn.Tanh(), nn.Linear(width, 2))
+# %% ---- code cell 5
+%%track --name sweep-train --metrics accuracy
+model = make_model(hidden)
+optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+for epoch in range(epochs):
+    optimizer.zero_grad()
+    loss = nn.functional.cross_entropy(model(X), y)
+    loss.backward()
+    optimizer.step()
+    pykernel_ext.log(loss=loss.item(), step=epoch)
+accuracy = (model(X).argmax(dim=1) == y).float().mean().item()
+print(f"lr={lr} hidden={hidden}: accuracy {accuracy:.3f}")
+"""
+
+
 # The notebook's code runs only when this file is run as a script: worker processes (Dask's
 # for %%remote, multiprocessing's) import it again and must not rerun it.
 if __name__ == "__main__":
     _PARAMETERS = _parse_parameters()
+    with _export.notebook_run(_NOTEBOOK, _NOTEBOOK_CODE, {**_NOTEBOOK_DEFAULTS, **_PARAMETERS}):
 
-    # # A parameter sweep
-    #
-    # Run it as a batch of tracked runs, in parallel on the embedded Dask cluster:
-    #
-    # ```bash
-    # pykernel-ext run examples/03_sweep.ipynb --sweep lr=0.01,0.05 --sweep hidden=8,32 --parallel 2
-    # ```
-    #
-    # Each parameter set is a run of kind `notebook`; the `%%track` cell inside is its child. `03_sweep_exported.py`
-    # beside it is this notebook exported by `pykernel-ext export`: `python 03_sweep_exported.py --lr 0.05`.
+        # # A parameter sweep
+        #
+        # Run it as a batch of tracked runs, in parallel on the embedded Dask cluster:
+        #
+        # ```bash
+        # pykernel-ext run examples/03_sweep.ipynb --sweep lr=0.01,0.05 --sweep hidden=8,32 --parallel 2
+        # ```
+        #
+        # Each parameter set is a run of kind `notebook`; the `%%track` cell inside is its child. `03_sweep_exported.py`
+        # beside it is this notebook exported by `pykernel-ext export`: `python 03_sweep_exported.py --lr 0.05`.
 
-    # ---- cell 2
-    # %load_ext pykernel_ext: not needed, the script imports pykernel_ext
-    import pykernel_ext
-    import torch
-    from torch import nn
+        # ---- cell 2
+        # %load_ext pykernel_ext: not needed, the script imports pykernel_ext
+        import pykernel_ext
+        import torch
+        from torch import nn
 
-    # ---- cell 3 [parameters]
-    lr = 0.05  # learning rate of Adam
-    hidden = 16  # width of the hidden layer
-    epochs = 15  # passes over the data
-    seed = 0  # random seed of data and weights
-    globals().update(_PARAMETERS)  # the options given replace the defaults above
+        # ---- cell 3 [parameters]
+        lr = 0.05  # learning rate of Adam
+        hidden = 16  # width of the hidden layer
+        epochs = 15  # passes over the data
+        seed = 0  # random seed of data and weights
+        globals().update(_PARAMETERS)  # the options given replace the defaults above
 
-    # ---- cell 4
-    torch.manual_seed(seed)
-    X = torch.randn(256, 4)
-    y = (X[:, 0] * X[:, 1] + X[:, 2] > 0).long()  # a nonlinear rule the network must learn
+        # ---- cell 4
+        torch.manual_seed(seed)
+        X = torch.randn(256, 4)
+        y = (X[:, 0] * X[:, 1] + X[:, 2] > 0).long()  # a nonlinear rule the network must learn
 
-    # ---- cell 5
-    def make_model(width):
-        return nn.Sequential(nn.Linear(4, width), nn.Tanh(), nn.Linear(width, 2))
+        # ---- cell 5
+        def make_model(width):
+            return nn.Sequential(nn.Linear(4, width), nn.Tanh(), nn.Linear(width, 2))
 
-    # ---- cell 6: %%track --name sweep-train --metrics accuracy
-    with pykernel_ext.track(name='sweep-train', metrics=['accuracy']):
-        model = make_model(hidden)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        for epoch in range(epochs):
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(model(X), y)
-            loss.backward()
-            optimizer.step()
-            pykernel_ext.log(loss=loss.item(), step=epoch)
-        accuracy = (model(X).argmax(dim=1) == y).float().mean().item()
-        print(f"lr={lr} hidden={hidden}: accuracy {accuracy:.3f}")
+        # ---- cell 6: %%track --name sweep-train --metrics accuracy
+        with pykernel_ext.track(name='sweep-train', metrics=['accuracy']):
+            model = make_model(hidden)
+            optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+            for epoch in range(epochs):
+                optimizer.zero_grad()
+                loss = nn.functional.cross_entropy(model(X), y)
+                loss.backward()
+                optimizer.step()
+                pykernel_ext.log(loss=loss.item(), step=epoch)
+            accuracy = (model(X).argmax(dim=1) == y).float().mean().item()
+            print(f"lr={lr} hidden={hidden}: accuracy {accuracy:.3f}")

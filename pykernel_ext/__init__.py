@@ -35,10 +35,14 @@ def active_run():
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """`%load_ext pykernel_ext`: registers %%track (and %%remote)."""
+    """`%load_ext pykernel_ext`: registers %%track (and %%remote) and binds `pykernel_ext` in the notebook,
+    so `pykernel_ext.log(...)` works in a cell without an import of its own."""
+    import sys
+
     from . import magics, tracking
 
     magics.register(ipython)
+    ipython.user_ns.setdefault("pykernel_ext", sys.modules[__name__])
     tracking.warm_up()
 
 

@@ -120,6 +120,10 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     with open_store_for_cli() as store:
         run = store.get_run(args.run_id)
         run["environment"] = store.environment(run.get("environment_id"))
+        if run.get("code"):  # the user's modules' source is kept once, as a blob
+            from .capture.closure import with_module_sources
+
+            run["code"] = with_module_sources(run["code"], store.blobs.read_text)
         logs = _read_logs(store, run) if (args.logs or args.json) else None
     if args.json:
         run["logs_text"] = logs
@@ -194,7 +198,9 @@ def _print_run(run: dict[str, Any]) -> None:
     print(f"code ({(code.get('hash') or '')[:12]}):")
     print("  " + (code.get("source") or "").rstrip().replace("\n", "\n  "))
     for entry in code.get("closure") or []:
-        print(f"  # calls notebook {entry['kind']} {entry['name']}")
+        where = f"module {entry['name']} ({entry.get('path')})" if entry["kind"] == "module" else \
+            f"notebook {entry['kind']} {entry['name']}"
+        print(f"  # calls {where}")
     for a in run.get("artifacts") or []:
         print(f"artifact {a['path']} ({a['size']} bytes, blob {a['blob'][:12]})")
     git = run.get("git") or {}

@@ -14,7 +14,7 @@ def compare_runs(store: RunStore, refs: list[str]) -> dict[str, Any]:
     """Compare two or more runs (ids or unique prefixes); the first is the baseline for diffs."""
     if len(refs) < 2:
         raise ValueError("compare needs at least two runs")
-    runs = store.get_runs(refs)
+    runs = [_with_module_sources(store, r) for r in store.get_runs(refs)]
     environments = [store.environment(r.get("environment_id")) or {} for r in runs]
     return {
         "runs": [_summary(r) for r in runs],
@@ -68,11 +68,30 @@ def _output_hashes(run: dict[str, Any]) -> dict[str, Any]:
     return {o["name"]: o.get("hash") or o.get("value") for o in run.get("outputs") or [] if "name" in o}
 
 
+def _with_module_sources(store: RunStore, run: dict[str, Any]) -> dict[str, Any]:
+    from .capture.closure import with_module_sources
+
+    if run.get("code"):
+        run = {**run, "code": with_module_sources(run["code"], store.blobs.read_text)}
+    return run
+
+
 def _code_text(run: dict[str, Any]) -> str:
+    """The run's code and closure as one text, each part in the form code hashes are taken of (a cell body
+    and the same body in a script's block differ only in trailing blank lines)."""
+    from .capture.code import normalize_source
+
     code = run.get("code") or {}
-    parts = [code.get("source") or ""]
+    source = code.get("source") or ""
+    parts = [normalize_source(source) if source.strip() else ""]
     for entry in code.get("closure") or []:
-        parts.append(f"\n# --- {entry.get('kind')} {entry.get('name')} (notebook-defined)\n{entry.get('source') or ''}")
+        where = "the user's module" if entry.get("kind") == "module" else "notebook-defined"  # where it lies is no code
+        body = entry.get("source")
+        if body is None:  # no text to show: its content hash still tells versions apart
+            body = f"# ({entry.get('error') or 'source not recorded'}; hash {entry.get('hash')})\n"
+        elif entry.get("kind") != "module":
+            body = normalize_source(body)
+        parts.append(f"\n# --- {entry.get('kind')} {entry.get('name')} ({where})\n{body}")
     return "".join(parts)
 
 

@@ -31,8 +31,10 @@ class AmbiguousRunId(RunNotFound):
 
     def __init__(self, run_ref: str, candidates: list[str]) -> None:
         self.candidates = candidates
-        shown = ", ".join(candidates[:5])
-        super().__init__(run_ref, f"run id prefix {run_ref!r} matches {len(candidates)} runs ({shown}); give more characters")
+        # The store looks up one candidate more than it shows, to know there are more.
+        count = f"{len(candidates)} runs" if len(candidates) <= 5 else "more than 5 runs"
+        shown = ", ".join(candidates[:5]) + (", ..." if len(candidates) > 5 else "")
+        super().__init__(run_ref, f"run id prefix {run_ref!r} matches {count} ({shown}); give more characters")
 
 
 class InvalidBlobReference(StoreError):

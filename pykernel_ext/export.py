@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .capture.notebook import notebook_code_text
+from .capture.parameters_cell import Parameter, literal_defaults, notebook_parameters, read_parameters
+from .export_magics import string_literal
 from .errors import PykernelExtError
 
 SKIP_TAG = "skip-export"
@@ -161,6 +164,9 @@ class _ScriptBuilder:
         self.tracks: list[tuple[int, str]] = []  # (index in body of the `with` line, the cell's body)
         self.exported = 0
         self.known, self.needs_display = _notebook_names(nb)
+        # What `pykernel-ext run` records for this notebook, so the script's run records the same.
+        self.code = notebook_code_text(nb)
+        self.defaults = literal_defaults(notebook_parameters(nb))
 
     def add(self, index: int, cell: Any) -> None:
         from . import export_magics as em
@@ -194,6 +200,8 @@ class _ScriptBuilder:
                 self.tracks.append((len(self.body) + 2, magic[2]))  # after a blank and the header
         elif magic and magic[0] == "remote":
             code = em.remote_cell(magic[1], magic[2], self.known)
+        elif magic and magic[0] not in em.KNOWN_CELL_MAGICS and em.OTHER_EXTENSIONS not in self.known:
+            code = em.unknown_magic(first, f"Cell magic `%%{magic[0]}` not found.")
         elif magic:
             code = em.translate_cell_magic(*magic, self.known) or em.Translated(
                 em.comment_out(source, f"%%{magic[0]} has no plain-Python equivalent"),
@@ -229,8 +237,12 @@ class _ScriptBuilder:
         self.body += [""] + indent_block("\n".join(lines))
 
     def finish(self) -> str:
-        header = self._header()
-        lines = header + (self.body or ["    pass"])
+        from .export_magics import indent_block
+
+        header = "\n".join(self._header()).split("\n")  # one entry per line (the notebook code spans many)
+        # The cells run inside the notebook's run (a `with` block), one level deeper than they were emitted.
+        body = indent_block("\n".join(self.body)) if self.body else ["        pass"]
+        lines = header + body
         self._check_code_hashes(lines, len(header))
         return "\n".join(lines).rstrip() + "\n"
 
@@ -247,7 +259,7 @@ class _ScriptBuilder:
                 self.warnings.append(f"parameter {parameter.name!r} clashes with the --{parameter.name} option "
                                      "of every script; it is not a command-line option")
                 continue
-            arguments.append(parameter.argument_line(taken))
+            arguments.append(argument_line(parameter, taken))
             taken.add(f"--{parameter.name}")
         about = textwrap.wrap(
             f"Run it with `python {script} [--NAME VALUE ...]`: `--help` lists the notebook's parameters; "
@@ -268,10 +280,17 @@ class _ScriptBuilder:
             *arguments,
             "    return _export.parse_parameters(parser, argv)",
             "", "",
+            "# What `pykernel-ext run` records for the notebook (its code, its parameters' literal defaults): the",
+            "# script's own run records the same, so `pykernel-ext runs diff` compares the two as equals.",
+            f"_NOTEBOOK = {_quoted(nb_name)}",
+            f"_NOTEBOOK_DEFAULTS = {self.defaults!r}",
+            f"_NOTEBOOK_CODE = {string_literal(self.code)}",
+            "", "",
             "# The notebook's code runs only when this file is run as a script: worker processes (Dask's",
             "# for %%remote, multiprocessing's) import it again and must not rerun it.",
             'if __name__ == "__main__":',
             "    _PARAMETERS = _parse_parameters()",
+            "    with _export.notebook_run(_NOTEBOOK, _NOTEBOOK_CODE, {**_NOTEBOOK_DEFAULTS, **_PARAMETERS}):",
         ]
 
     def _check_code_hashes(self, lines: list[str], offset: int) -> None:
@@ -306,6 +325,9 @@ def _notebook_names(nb: Any) -> tuple[set[str], bool]:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
+        for loaded in re.findall(r"^\s*%(?:re)?load_ext\s+(\S+)", cell.source, flags=re.MULTILINE):
+            if loaded not in ("pykernel_ext", "autoreload"):
+                writes.add(em.OTHER_EXTENSIONS)
         magic = em.split_cell_magic(cell.source)
         body = magic[2] if magic else cell.source
         text = em.translate_lines(body, set()).text
@@ -333,85 +355,17 @@ _TYPES = {"int": ("int", "INT"), "float": ("float", "FLOAT"), "str": ("str", "TE
           "dict": ("_export.cli_dict", "DICT"), "any": ("_export.cli_value", "VALUE")}
 
 
-@dataclass
-class Parameter:
-    """One `name = value  # help` assignment of the parameters cell."""
-
-    name: str
-    kind: str  # int | float | str | bool | list | dict | any
-    default: str  # the default's source text
-    help: str = ""
-
-    def argument_line(self, taken: set[str]) -> str:
-        converter, metavar = _TYPES[self.kind]
-        flags = [f"--{self.name}"]
-        if "_" in self.name.strip("_") and f"--{self.name.replace('_', '-')}" not in taken:
-            flags.append(f"--{self.name.replace('_', '-')}")
-        default = self.default if len(self.default) <= 60 else self.default[:57] + "..."
-        text = f"{self.help} (default: {default})" if self.help else f"default: {default}"
-        flag_text = ", ".join(_quoted(f) for f in flags)
-        return (f"    parser.add_argument({flag_text}, type={converter}, metavar={json.dumps(metavar)}, "
-                f"help={_quoted(text.replace('%', '%%'))})")
-
-
-def read_parameters(source: str) -> list[Parameter]:
-    """The single-name assignments of a parameters cell, typed by annotation or by literal default."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    comments = _comments_by_line(source)
-    found: dict[str, Parameter] = {}
-    for node in tree.body:
-        target, annotation = None, None
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            target = node.targets[0].id
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            target, annotation = node.target.id, ast.unparse(node.annotation)
-        if target is None:
-            continue
-        value = node.value
-        kind = annotation if annotation in _TYPES else _literal_kind(value)
-        help_text = comments.get(node.end_lineno or node.lineno, (False, ""))
-        if not help_text[0]:
-            above, line = [], node.lineno - 1
-            while line in comments and comments[line][0] is False and comments[line][1]:
-                above.insert(0, comments[line][1])
-                line -= 1
-            help_text = (True, " ".join(above))
-        found[target] = Parameter(target, kind, ast.get_source_segment(source, value) or ast.unparse(value),
-                                  help_text[1])
-    return list(found.values())
-
-
-def _literal_kind(value: ast.expr) -> str:
-    try:
-        literal = ast.literal_eval(value)
-    except (ValueError, SyntaxError, TypeError):
-        return "any"
-    for kind, types in (("bool", bool), ("int", int), ("float", float), ("str", str), ("list", (list, tuple)),
-                        ("dict", dict)):
-        if isinstance(literal, types):
-            return kind
-    return "any"
-
-
-def _comments_by_line(source: str) -> dict[int, tuple[bool, str]]:
-    """line -> (comment trails code, comment text)."""
-    import io
-    import tokenize
-
-    found: dict[int, tuple[bool, str]] = {}
-    lines = source.split("\n")
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.COMMENT:
-                row, col = token.start
-                trailing = bool(lines[row - 1][:col].strip())
-                found[row] = (trailing, token.string.lstrip("#").strip())
-    except (tokenize.TokenError, SyntaxError):
-        pass
-    return found
+def argument_line(parameter: Parameter, taken: set[str]) -> str:
+    """The `parser.add_argument(...)` line of one parameter (its `--snake_case` and `--kebab-case` flags)."""
+    converter, metavar = _TYPES[parameter.kind]
+    flags = [f"--{parameter.name}"]
+    if "_" in parameter.name.strip("_") and f"--{parameter.name.replace('_', '-')}" not in taken:
+        flags.append(f"--{parameter.name.replace('_', '-')}")
+    default = parameter.default if len(parameter.default) <= 60 else parameter.default[:57] + "..."
+    text = f"{parameter.help} (default: {default})" if parameter.help else f"default: {default}"
+    flag_text = ", ".join(_quoted(f) for f in flags)
+    return (f"    parser.add_argument({flag_text}, type={converter}, metavar={json.dumps(metavar)}, "
+            f"help={_quoted(text.replace('%', '%%'))})")
 
 
 # ---- used by exported scripts at run time ----------------------------------------------------------
@@ -459,20 +413,20 @@ def cli_dict(text: str) -> dict:
 
 
 def parse_parameters(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> dict[str, Any]:
-    """The parameters given on the command line or in `-f FILE` (options win over the file).
-
-    They are also remembered as the parameters of every run this process records, as a papermill-
-    injected parameter is recorded by each tracked cell of the notebook.
-    """
+    """The parameters given on the command line or in `-f FILE` (options win over the file)."""
     given = vars(parser.parse_args(argv))
     params_file = given.pop("_params_file", None)
     if params_file:
         given = {**_read_params_file(parser, params_file), **given}
-    if given:
-        from .capture.params import ENV_PARAMS, params_from_environment
-
-        os.environ[ENV_PARAMS] = json.dumps({**params_from_environment(), **given}, default=str)
     return given
+
+
+def notebook_run(notebook: str, code: str, parameters: dict[str, Any]) -> Any:
+    """The run of the whole script (kind `script`): the notebook's parameters and code, as
+    `pykernel-ext run` records the notebook; its tracked blocks are its children."""
+    from .blocks import notebook_run as _notebook_run
+
+    return _notebook_run(notebook, code, parameters)
 
 
 def _read_params_file(parser: argparse.ArgumentParser, path: str) -> dict[str, Any]:
@@ -516,10 +470,57 @@ def named_params(names: list[str], namespace: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+class UsageError(Exception):
+    """What IPython raises for a magic it does not know; an exported script raises it at the same line."""
+
+
 def show(value: Any) -> None:
     """What the notebook displayed as a cell's result: the value's repr, nothing for None."""
     if value is not None:
         print(repr(value))
+
+
+class timed:  # noqa: N801 - used as `with _export.timed():`, like IPython's %time
+    """`%time` / `%%time`: run the block, then print its CPU and wall time as IPython does."""
+
+    def __enter__(self) -> "timed":
+        import time
+
+        self._wall, self._cpu = time.perf_counter(), os.times()
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        import time
+
+        wall, cpu = time.perf_counter() - self._wall, os.times()
+        user, system = cpu.user - self._cpu.user, cpu.system - self._cpu.system
+        print(f"CPU times: user {_seconds(user)}, sys: {_seconds(system)}, total: {_seconds(user + system)}\n"
+              f"Wall time: {_seconds(wall)}")
+        return False
+
+
+def timeit(statement: str, namespace: dict[str, Any], setup: str = "pass", number: int | None = None,
+           repeat: int = 7) -> None:
+    """`%timeit` / `%%timeit`: time `statement` (in its own scope, as IPython does) and print the result."""
+    import statistics
+    import timeit as _timeit
+
+    timer = _timeit.Timer(statement, setup=setup, globals=namespace)
+    if number is None:
+        number, _ = timer.autorange()
+    per_loop = [t / number for t in timer.repeat(repeat=repeat, number=number)]
+    spread = statistics.stdev(per_loop) if len(per_loop) > 1 else 0.0
+    runs = "run" if repeat == 1 else "runs"
+    loops = "loop" if number == 1 else "loops"
+    print(f"{_seconds(statistics.mean(per_loop))} ± {_seconds(spread)} per loop (mean ± std. dev. of {repeat} {runs}, "
+          f"{number} {loops} each)")
+
+
+def _seconds(value: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
 
 
 if __name__ == "__main__":

@@ -15,9 +15,27 @@ from dataclasses import dataclass, field
 # Magics that only change how a notebook shows or reloads things: dropped with a note, no warning.
 NOTEBOOK_ONLY = frozenset({"matplotlib", "autoreload", "aimport", "config"})
 INSTALLERS = frozenset({"pip", "conda", "mamba"})
-# Cell magics whose body is plain Python the script runs as is (the magic only times or hides output).
-PASS_THROUGH_CELLS = frozenset({"time", "timeit", "capture", "prun"})
+# Cell magics whose body is plain Python the script runs as is (the magic only hides or profiles output).
+PASS_THROUGH_CELLS = frozenset({"capture", "prun"})
+INSTALL_COMMANDS = frozenset({"install", "uninstall", "remove", "update", "upgrade", "create", "download"})
 SHELL_CELLS = {"bash": "/bin/bash", "sh": None}
+
+# The magics IPython and ipykernel define (IPython 8-9), and ours. A notebook that calls another one fails
+# there with a UsageError, unless an extension it loads defines it: the script then fails the same way.
+KNOWN_LINE_MAGICS = frozenset("""
+    alias alias_magic autoawait autocall autoindent automagic autosave bookmark cat cd clear code_wrap colors
+    conda config connect_info cp cpaste debug dhist dirs doctest_mode ed edit env gui hist history
+    killbgscripts ldir less lf lk ll load load_ext loadpy logoff logon logstart logstate logstop ls lsmagic lx
+    macro magic mamba man matplotlib micromamba mkdir more mv notebook page paste pastebin pdb pdef pdoc pfile
+    pinfo pinfo2 pip popd pprint precision prun psearch psource pushd pwd pycat pylab qtconsole quickref recall
+    rehashx reload_ext rep rerun reset reset_selective rm rmdir run save sc set_env sx system tb time timeit
+    unalias unload_ext uv who who_ls whos xdel xmode autoreload aimport remote_jobs""".split())
+KNOWN_CELL_MAGICS = frozenset("""
+    ! HTML SVG bash capture code_wrap debug file html javascript js latex markdown perl prun pypy python
+    python2 python3 ruby script sh svg sx system time timeit writefile track remote""".split())
+# In `known` (the notebook's names): the notebook loads an extension other than ours and autoreload, so a
+# magic we do not know may be one of its own.
+OTHER_EXTENSIONS = "<extensions>"
 
 _ASSIGN_MAGIC = re.compile(r"^(?P<target>[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*(?P<rest>[!%].*)$")
 _HELP_LINE = re.compile(r"^(\?{1,2}[\w.]+|[\w.]+\?{1,2})$")
@@ -83,13 +101,19 @@ def translate_lines(source: str, known: set[str]) -> Translated:
 
 def translate_cell_magic(name: str, line: str, body: str, known: set[str]) -> Translated | None:
     """Plain Python for a cell magic other than %%track/%%remote; None when it has no equivalent."""
+    if name == "time":  # the body runs, timed; its value shows as the notebook shows it
+        result = translate_lines(body, known)
+        result.show_last("_export.show")
+        result.lines = ["with _export.timed():  # %%time"] + indent_block(result.text.rstrip() or "pass")
+        result.changed = True
+        return result
+    if name == "timeit":
+        return _timeit_cell(line, body)
     if name in PASS_THROUGH_CELLS:
         result = translate_lines(body, known)
         note = f"# %%{name} {line}".rstrip() + ": the body runs as is"
         if name == "capture" and line.strip():
             note += f"; {line.split()[-1]} is not set in the script (output is not captured)"
-        if name == "time":  # %%time shows the cell's value; the others hide it
-            result.show_last("_export.show")
         result.lines.insert(0, note)
         result.changed = True
         return result
@@ -133,9 +157,19 @@ def _translate_line(stripped: str, known: set[str]) -> Translated | None:
     return None
 
 
+def _installs(words: list[str]) -> bool:
+    """`pip install ...`, `conda create ...`: changes to the environment, not work a script should redo
+    (`pip list`, `conda env list` are plain commands)."""
+    if words[:2] in (["python", "-m"], ["python3", "-m"]):
+        words = words[2:]
+    tool = words[:1]
+    command = next((w for w in words[1:] if not w.startswith("-")), "")
+    return tool in (["pip"], ["pip3"], ["conda"], ["mamba"]) and command in INSTALL_COMMANDS
+
+
 def _shell(command: str, target: str | None, known: set[str], original: str) -> Translated:
     words = command.split()
-    if words[:1] in (["pip"], ["conda"], ["mamba"]) or (words[:2] == ["python", "-m"] and words[2:3] == ["pip"]):
+    if _installs(words):
         return _untranslatable(original, "install packages in the script's environment beforehand")
     call = f"subprocess.run({expand(command, known)}, shell=True, check=True"
     if target is None:
@@ -147,13 +181,13 @@ def _line_magic(name: str, args: str, target: str | None, known: set[str], origi
     assigned = f"{target} = " if target else ""
     if name in ("system", "sx"):
         return _shell(args, target, known, original)
-    if name in ("time", "timeit") and args:
-        statement = args
-        while name == "timeit" and _TIMEIT_OPTION.match(statement):
-            statement = _TIMEIT_OPTION.sub("", statement, count=1)
-        if name == "timeit" and target:
+    if name == "time" and args:
+        return Translated(["with _export.timed():  # %time", f"    {assigned}{args}"])
+    if name == "timeit" and args:
+        if target:
             return _untranslatable(original, "%timeit's result object has no plain equivalent")
-        return Translated([f"{assigned}{statement}  # {original.split(' ')[0]}: runs once, untimed"])
+        options, statement = _timeit_options(args)
+        return Translated([f"_export.timeit({string_literal(statement)}, globals(){options})"])
     if target:
         return _untranslatable(original, f"the value of %{name} has no plain equivalent")
     if name == "cd":
@@ -170,7 +204,10 @@ def _line_magic(name: str, args: str, target: str | None, known: set[str], origi
         return Translated([f"# {original}: notebook only (plots: save them with savefig)"
                            if name == "matplotlib" else f"# {original}: notebook only"])
     if name in INSTALLERS:
-        return _untranslatable(original, "install packages in the script's environment beforehand")
+        if _installs([name] + args.split()):
+            return _untranslatable(original, "install packages in the script's environment beforehand")
+        tool = "[sys.executable, '-m', 'pip']" if name == "pip" else repr([name])
+        return Translated([f"subprocess.run({tool} + {shlex.split(args)!r}, check=True)"], {"subprocess", "sys"})
     if name == "run" and args and not args.startswith("-") and args.split()[0].endswith(".py"):
         words = shlex.split(args)
         run = f"globals().update(runpy.run_path({expand(words[0], known)}, run_name='__main__'))"
@@ -180,7 +217,38 @@ def _line_magic(name: str, args: str, target: str | None, known: set[str], origi
         return Translated([f"_argv, sys.argv = sys.argv, [{argv}]", run, "sys.argv = _argv"], {"runpy", "sys"})
     if name == "remote_jobs":
         return Translated(["print(pykernel_ext.remote.format_jobs())"], {"pykernel_ext.remote"})
+    if name not in KNOWN_LINE_MAGICS and OTHER_EXTENSIONS not in known:
+        return unknown_magic(original, f"Line magic function `%{name}` not found.")
     return _untranslatable(original, f"%{name} has no plain-Python equivalent")
+
+
+def unknown_magic(original: str, message: str) -> Translated:
+    """A magic IPython does not know: the notebook stops there with a UsageError, and so does the script."""
+    return Translated([f"raise _export.UsageError({message!r})  # {original}"],
+                      problems=[f"`{original}`: {message} The notebook fails there; the script raises the same error"])
+
+
+def _timeit_options(args: str) -> tuple[str, str]:
+    """`-n 10 -r 3 stmt` -> (", number=10, repeat=3", "stmt")."""
+    keywords = ""
+    statement = args
+    while _TIMEIT_OPTION.match(statement):
+        option = _TIMEIT_OPTION.match(statement).group(0).split()
+        if option[0][:2] == "-n":
+            keywords += f", number={int(option[0][2:] or option[1])}"
+        elif option[0][:2] == "-r":
+            keywords += f", repeat={int(option[0][2:] or option[1])}"
+        statement = _TIMEIT_OPTION.sub("", statement, count=1)
+    return keywords, statement
+
+
+def _timeit_cell(line: str, body: str) -> Translated:
+    """`%%timeit [options] [setup]` + body -> `_export.timeit(body, globals(), setup=...)`; like IPython it
+    times the body in its own scope, so what it assigns stays there."""
+    options, setup = _timeit_options(line)
+    setup_arg = f", setup={string_literal(setup)}" if setup.strip() else ""
+    return Translated([f"_export.timeit({string_literal(body)}, globals(){setup_arg}{options})  # %%timeit"],
+                      changed=True)
 
 
 def _cd(args: str, known: set[str], original: str) -> Translated:
@@ -358,7 +426,10 @@ def track_cell(line: str, body: str, known: set[str]) -> Translated:
         args = parse_line(TRACK_PARSER, line)
     except Exception as exc:  # noqa: BLE001 - IPython's UsageError: the cell fails in the notebook too
         return _failed_cell(f"%%track {line}\n{body}", f"bad %%track options: {str(exc).splitlines()[0]}")
-    inner = translate_lines(body, known)
+    stacked = split_cell_magic(body)  # `%%track` over `%%time`: the inner magic exports as it does alone
+    inner = (translate_cell_magic(*stacked, known) if stacked else translate_lines(body, known))
+    if inner is None:
+        return _failed_cell(f"%%track {line}\n{body}", f"%%{stacked[0]} has no plain-Python equivalent")
     try:
         statements = ast.parse(inner.text).body
     except SyntaxError as exc:
@@ -368,7 +439,7 @@ def track_cell(line: str, body: str, known: set[str]) -> Translated:
         block.append("    pass")
     kwargs = _track_kwargs(args, known)
     result = Translated([f"with pykernel_ext.track({', '.join(kwargs)}):"] + block, inner.imports, inner.problems)
-    if inner.changed:
+    if inner.changed and not stacked:
         result.problems.append("IPython lines in a %%track body were translated; the run records the cell's "
                                "text, but finds parameters only in plain Python")
     return result
@@ -407,7 +478,7 @@ def remote_cell(line: str, body: str, known: set[str]) -> Translated:
     kwargs += [f"{key}={getattr(args, key)!r}" for key in ("push", "pull") if getattr(args, key)]
     if args.no_wait:
         kwargs.append("wait=False")
-    kwargs += _track_kwargs(args, known)
+    kwargs += _track_kwargs(args, known, remote=True)
     call = f"pykernel_ext.remote.remote({string_literal(code)}, globals(){''.join(', ' + k for k in kwargs)})"
     if args.no_wait:
         handle = "_remote_job = "
@@ -419,12 +490,14 @@ def remote_cell(line: str, body: str, known: set[str]) -> Translated:
     return Translated(call.split("\n"), {"pykernel_ext.remote"}, problems)
 
 
-def _track_kwargs(args, known: set[str]) -> list[str]:
+def _track_kwargs(args, known: set[str], remote: bool = False) -> list[str]:
     kwargs = []
     if args.name:
         kwargs.append(f"name={expand(args.name, known)}")
-    if args.params:
+    if args.params and remote:  # remote() takes the values
         kwargs.append(f"params=_export.named_params({args.params!r}, globals())")
+    elif args.params:  # track() records them as %%track --params does, by name
+        kwargs.append(f"param_names={args.params!r}")
     for key in ("data", "metrics", "artifacts"):
         values = getattr(args, key)
         if values:

@@ -125,9 +125,13 @@ class TrackMagics(Magics):
             python_source = shell.transform_cell(cell)
         except Exception:  # noqa: BLE001 - a cell IPython cannot transform fails, as usual, when it runs
             python_source = None
+        notebook, cell_id = notebook_path(shell), _cell_id(shell)
+        if cell_id is None and getattr(shell, "kernel", None) is not None:
+            notebook, cell_id = _locate_cell(shell, notebook)
         return RunContext(
-            kind=kind, source=cell, python_source=python_source, namespace=shell.user_ns,
-            notebook=notebook_path(shell), cell_id=_cell_id(shell), execution_count=_cell_number(shell),
+            kind=kind, source=cell, python_source=python_source, analysis_source=_stacked_body(shell, cell),
+            namespace=shell.user_ns, notebook=notebook, cell_id=cell_id, execution_count=_cell_number(shell),
+            cwd=os.getcwd(),
         )
 
 
@@ -140,7 +144,7 @@ def execute_cell(shell: Any, cell: str, header: str = "", transformed: str | Non
     shown = f"{header}\n{cell}" if header else cell
     # One leading newline per header line keeps the compiled line numbers equal to the displayed ones.
     offset = "\n" * (shown.count("\n") - cell.count("\n"))
-    filename = shell.compile.cache(offset + transformed, shell.execution_count, raw_code=shown)
+    filename = shell.compile.cache(offset + transformed, _cell_number(shell), raw_code=shown)  # "Cell In[n]"
     tree = shell.transform_ast(shell.compile.ast_parse(offset + transformed, filename=filename))
     body, last = tree.body, None
     if body and isinstance(body[-1], ast.Expr) and not shell.displayhook.semicolon_at_end_of_expression(transformed):
@@ -163,6 +167,40 @@ def notebook_path(shell: Any) -> str | None:
         if isinstance(candidate, str) and candidate:
             return candidate
     return None
+
+
+def _stacked_body(shell: Any, cell: str) -> str | None:
+    """The Python a cell runs when cell magics are stacked under %%track (`%%time`, `%%capture out`)."""
+    from .capture.code import magic_assignments, peel_cell_magics
+
+    magics, body = peel_cell_magics(cell)
+    if not magics:
+        return None
+    try:
+        python = shell.transform_cell(body)
+    except Exception:  # noqa: BLE001 - the cell fails, as usual, when it runs
+        return None
+    # Names a magic binds are writes of the cell too: analysed as assignments ahead of the body.
+    return "".join(f"{name} = None\n" for name in magic_assignments(magics)) + python
+
+
+def _locate_cell(shell: Any, notebook: str | None) -> tuple[str | None, str | None]:
+    """Notebook and cell id when the front end does not send them (nbconvert, papermill): the kernel's
+    input history matched against the notebook's code cells."""
+    from .capture.notebook import ENV_NOTEBOOK_FILE, locate_cell
+
+    try:
+        history = list(shell.history_manager.input_hist_raw)
+        hint = os.environ.get(ENV_NOTEBOOK_FILE) or (notebook if notebook and os.path.isfile(notebook) else None)
+        location = locate_cell(history, hint, os.getcwd())
+    except Exception as exc:  # noqa: BLE001 - identity is a nicety; the run is recorded without it
+        import logging
+
+        logging.getLogger("pykernel_ext").warning("pykernel-ext: this cell's notebook cell id was not found: %s", exc)
+        return notebook, None
+    if location is None:
+        return notebook, None
+    return notebook or location.notebook, location.cell_id
 
 
 def _cell_number(shell: Any) -> int | None:

@@ -19,16 +19,12 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .capture import code as code_capture
 from .capture import inputs, outputs
-from .capture.params import (
-    injected_parameter_names,
-    papermill_parameter_names,
-    params_from_environment,
-    params_from_namespace,
-)
+from .capture.closure import store_module_sources
+from .capture.params import explicit_params, params_from_namespace
 from .capture.streams import OutputCapture
 from .config import Settings
 from .errors import DataPathNotFound, PykernelExtError
@@ -63,7 +59,8 @@ class RunContext:
 
     kind: str = "cell"
     source: str = ""
-    python_source: str | None = None  # source after IPython's transforms (magics, `!`), for analysis
+    python_source: str | None = None  # source after IPython's transforms (magics, `!`)
+    analysis_source: str | None = None  # the Python the cell runs, when magics stacked under it wrap it
     namespace: dict[str, Any] | None = None
     module_name: str = "__main__"
     notebook: str | None = None
@@ -72,6 +69,7 @@ class RunContext:
     parent_id: str | None = None
     code_hash: str | None = None  # for runs whose code is not Python source (a notebook run: its content hash)
     reproduces: str | None = None
+    cwd: str | None = None  # the folder the code runs in (relative paths); default: this process's
 
 
 _stores: dict[Path, RunStore] = {}
@@ -137,6 +135,8 @@ class Run:
         self._reads: tuple[str, ...] = ()
         self._writes: tuple[str, ...] = ()
         self._store_failed = False
+        self.cwd = context.cwd or os.getcwd()
+        self._artifacts_before: dict[str, Any] = {}
 
     # ---- public API used inside a run --------------------------------------------------------
 
@@ -172,21 +172,22 @@ class Run:
         not the parent of runs started meanwhile.
         """
         ctx, opts = self.context, self.options
-        missing = [p for p in opts.data if not os.path.exists(p)]
+        missing = [p for p in opts.data if not os.path.exists(inputs.resolve(p, self.cwd))]
         if missing:
             raise DataPathNotFound(missing[0])
         namespace = ctx.namespace if ctx.namespace is not None else {}
         self._analyze_code()
         code = self._guard("code closure", lambda: self._code_record(namespace), {})
+        self._guard("module sources", lambda: store_module_sources(code.get("closure") or [], self._put_text), None)
         inputs_read = self._reads + tuple(code.get("globals_read", ()))
-        params = self._collect_params(namespace, inputs_read)
+        params, data_names = self._collect_params(namespace, inputs_read)
         self.details = {
             "code": code,
             "data": self._guard("data hashes", lambda: inputs.hash_inputs(
-                inputs_read, namespace, params, opts.data), []),
+                inputs_read + tuple(data_names), namespace, params, opts.data, self.cwd), []),
             "environment_summary": {},
             "hardware": self._guard("hardware", _hardware_static, {}),
-            "cwd": os.getcwd(),
+            "cwd": self.cwd,
             "options": {"param_names": list(opts.param_names), "data": list(opts.data),
                         "metrics": list(opts.metrics), "artifacts": list(opts.artifacts)},
             "warnings": self.warnings,
@@ -204,6 +205,7 @@ class Run:
             "reproduces": ctx.reproduces or (os.environ.get(ENV_REPRODUCES) if ctx.kind == "cell" else None),
         }
         self._write("start", lambda store: store.begin_run(self.summary, self.details))
+        self._artifacts_before = self._guard("artifacts", lambda: outputs.snapshot_artifacts(opts.artifacts, self.cwd), {})
         if sample_resources:
             self._sampler = self._guard("resource sampling", self._start_sampler, None)
         if capture_output:
@@ -219,6 +221,8 @@ class Run:
         """Record the outcome. `logs`/`resources`/`namespace` override local capture (remote runs)."""
         self.ended_at = time.time()
         remove_active(self)
+        if isinstance(error, SystemExit) and error.code in (None, 0):
+            error = None  # sys.exit() / sys.exit(0) ends the code successfully
         captured_logs = self._capture.stop() if self._capture else {}
         sampled = self._sampler.stop() if self._sampler else {}
         logs = logs if logs is not None else captured_logs
@@ -245,6 +249,7 @@ class Run:
         }
         if self._last_metrics:
             outcome["metrics"] = dict(self._last_metrics)
+            self._report_metrics_to_parent()
         self.summary.update(outcome)
         gpu_samples = resources.get("gpu_samples") or []
         rows, self._metric_rows = self._metric_rows, []
@@ -272,7 +277,7 @@ class Run:
     # ---- pieces of the lifecycle ------------------------------------------------------------
 
     def _analyze_code(self) -> None:
-        source = self.context.python_source or self.context.source
+        source = self.context.analysis_source or self.context.python_source or self.context.source
         if not source:
             return
         try:
@@ -283,30 +288,42 @@ class Run:
 
     def _code_record(self, namespace: dict[str, Any]) -> dict[str, Any]:
         source = self.context.source
-        closure = code_capture.code_closure(self._reads, namespace, self.context.module_name)
+        closure = code_capture.code_closure(self._reads, namespace, self.context.module_name, Path(self.cwd))
+        self.warnings.extend(closure.warnings)
         return {
             "source": source,
             "hash": code_capture.code_hash(source) if source else None,
             "closure": closure.entries,
+            "imports": closure.imports,
             "reads": list(self._reads),
             "writes": list(self._writes),
             "globals_read": closure.globals_read,
         }
 
-    def _collect_params(self, namespace: dict[str, Any], reads: tuple[str, ...]) -> dict[str, Any]:
+    def _put_text(self, text: str) -> str | None:
+        store = self._store()
+        return store.blobs.put_text(text) if store is not None else None
+
+    def _collect_params(self, namespace: dict[str, Any], reads: tuple[str, ...]) -> tuple[dict[str, Any], list[str]]:
+        """The parameters the code reads (with its closure) and those named; and the named values that are
+        data (hashed as data, not recorded as parameters)."""
         params = params_from_namespace(reads, namespace)
-        papermill_names = papermill_parameter_names(self.context.notebook) + injected_parameter_names(
-            namespace.get("In") if self.context.kind == "cell" else None)
-        params.update(params_from_namespace(papermill_names, namespace))
-        params.update(params_from_environment())
-        for name in self.options.param_names:
-            if name in namespace:
-                found = params_from_namespace([name], namespace)
-                params[name] = found.get(name, repr(namespace[name])[:200])
-            else:
-                self._warn(f"--params names {name!r}, which is not defined")
+        named, data_names, missing = explicit_params(self.options.param_names, namespace)
+        params.update(named)
+        for name in missing:
+            self._warn(f"--params names {name!r}, which is not defined")
+        for name in data_names:
+            self._warn(f"--params names {name!r}, which holds data: its content hash is recorded under data")
         params.update(self.options.params)
-        return params
+        return params, data_names
+
+    def _report_metrics_to_parent(self) -> None:
+        """A run whose parent runs in this process (an exported script's run) summarizes its children's
+        metrics, as a notebook run does."""
+        parent_id = self.summary.get("parent_id")
+        for run in _active:
+            if isinstance(run, Run) and run.id == parent_id:
+                run.summarize_metrics(self._last_metrics)
 
     def _collect_metric_names(self, namespace: dict[str, Any]) -> None:
         for name in self.options.metrics:
@@ -335,13 +352,22 @@ class Run:
         return ResourceSampler(interval=self.settings.gpu_sample_interval).start()
 
     def _store_artifacts(self) -> list[tuple[str, str, int]]:
+        selection = outputs.select_artifacts(self.options.artifacts, self._artifacts_before, self.cwd)
+        base = Path(self.cwd)
+        for path in selection.unchanged:
+            self._warn(f"--artifacts: {_relative_label(path, base)} matched but is as it was before this run "
+                       "started (another run's file); not recorded")
+        for pattern in selection.unmatched:
+            self._warn(f"--artifacts {pattern!r} matched no file")
+        if selection.unchanged:
+            self.details["artifacts_unchanged"] = [_relative_label(p, base) for p in selection.unchanged]
         store = self._store()
         if store is None:
             return []
         stored = []
-        for path in outputs.match_artifacts(self.options.artifacts) + self._extra_artifacts:
+        for path in selection.written + self._extra_artifacts:
             digest, size = store.blobs.put_file(path)
-            stored.append((_relative_label(path), digest, size))
+            stored.append((_relative_label(path, base), digest, size))
         return stored
 
     def _store_logs(self, logs: dict[str, Any]) -> dict[str, Any]:
@@ -464,38 +490,11 @@ def start_run(options: TrackOptions | None = None, context: RunContext | None = 
     return Run(options or TrackOptions(), context or RunContext(), settings or Settings.from_env()).start(**start_kwargs)
 
 
-@contextlib.contextmanager
-def track(name: str | None = None, params: dict[str, Any] | None = None, *, data: list[str] | tuple = (),
-          metrics: list[str] | tuple = (), artifacts: list[str] | tuple = (), tags: dict[str, str] | None = None,
-          namespace: dict[str, Any] | None = None, code: str | None = None) -> Iterator[Run]:
-    """Track a block of a script as a run: `with pykernel_ext.track(name="train", params={...}) as run:`.
+def track(*args: Any, **kwargs: Any) -> Any:
+    """Track a block of a script as a run; see `blocks.track`."""
+    from .blocks import track as _track
 
-    The block's own source is recorded (and hashed like a `%%track` cell with the same body). Reads of
-    globals are looked up in the caller's module namespace unless `namespace` is given.
-    """
-    caller = sys._getframe(2)
-    if code is None:
-        code = code_capture_block(caller.f_code.co_filename, caller.f_lineno)
-    context = RunContext(
-        kind="script", source=code or "", namespace=namespace if namespace is not None else caller.f_globals,
-        module_name=caller.f_globals.get("__name__", "__main__"),
-        notebook=os.environ.get(ENV_NOTEBOOK) or caller.f_code.co_filename,
-    )
-    options = TrackOptions(name=name, params=dict(params or {}), data=list(data), metrics=list(metrics),
-                           artifacts=list(artifacts), tags=dict(tags or {}))
-    run = start_run(options, context)
-    try:
-        yield run
-    except BaseException as exc:
-        run.finish(exc)
-        raise
-    run.finish(None)
-
-
-def code_capture_block(filename: str, lineno: int) -> str | None:
-    from .capture.code import with_block_source
-
-    return with_block_source(filename, lineno)
+    return _track(*args, **kwargs)
 
 
 def log(step: int | None = None, **values: Any) -> None:

@@ -317,3 +317,115 @@ def test_estimate_cost() -> None:
     assert cost["usd"] == pytest.approx(2.5 + 0.08)
     assert (cost["gpu_hour_price"], cost["cpu_hour_price"]) == (2.5, 0.04)
     assert estimate_cost(60, 0, 0, 2.5, 0.04)["usd"] == 0
+
+
+# ---- notebook identity (capture/notebook.py) and failed cells (batch/failures.py) ------------------------
+
+
+def _write_notebook(path: Path, sources: list[str], metadata: dict | None = None, tags: dict | None = None) -> list:
+    import nbformat
+
+    cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    for index, cell_tags in (tags or {}).items():
+        cells[index].metadata["tags"] = cell_tags
+    nb = nbformat.v4.new_notebook(cells=cells, metadata=metadata or {})
+    nbformat.write(nb, path)
+    return cells
+
+
+def test_a_kernel_finds_its_notebook_and_cell_from_its_history(tmp_path: Path) -> None:
+    from pykernel_ext.capture.notebook import locate_cell
+
+    cells = _write_notebook(tmp_path / "train.ipynb", ["import os", "lr = 0.1", "%%track\nx = lr"],
+                            tags={1: ["parameters"]})
+    injected = "# Parameters\nlr = 0.5\n"
+    history = ["", "import os", "lr = 0.1", injected, "%%track\nx = lr"]  # papermill's run: In[0] is empty
+    found = locate_cell(history, None, tmp_path)
+    assert found is not None and found.cell_id == cells[2].id and found.notebook.endswith("train.ipynb")
+    # papermill's output beside it holds the same code and names its input: the input is the notebook.
+    _write_notebook(tmp_path / "out.ipynb", ["import os", "lr = 0.1", injected, "%%track\nx = lr"],
+                    metadata={"papermill": {"input_path": "train.ipynb"}})
+    assert locate_cell(history, None, tmp_path).notebook == found.notebook
+    _write_notebook(tmp_path / "train.nbconvert.ipynb", ["import os", "lr = 0.1", "%%track\nx = lr"])
+    assert locate_cell(history, None, tmp_path).notebook == found.notebook
+    _write_notebook(tmp_path / "copy.ipynb", ["import os", "lr = 0.1", "%%track\nx = lr"])
+    assert locate_cell(history, None, tmp_path) is None  # two notebooks fit: none is claimed
+    assert locate_cell(["print('not in any notebook')"], None, tmp_path) is None
+    # A notebook the kernel was told about, cells run out of order (interactive use): the cell still counts.
+    assert locate_cell(["%%track\nx = lr", "import os"], str(tmp_path / "train.ipynb"), None).cell_id == cells[0].id
+
+
+def test_notebook_code_text_round_trips() -> None:
+    from pykernel_ext.capture.notebook import notebook_code_text, split_notebook_code
+
+    notebook = {"cells": [{"cell_type": "markdown", "source": "# title"},
+                          {"cell_type": "code", "source": ["a = 1\n", "b = 2"], "metadata": {"tags": ["parameters"]}},
+                          {"cell_type": "code", "source": "# Parameters\na = 3", "metadata": {"tags": ["injected-parameters"]}},
+                          {"cell_type": "code", "source": "%%time\nc = a + b\n", "metadata": {}}]}
+    text = notebook_code_text(notebook)
+    assert "# title" not in text and "a = 3" not in text
+    assert split_notebook_code(text) == [("a = 1\nb = 2", True), ("%%time\nc = a + b", False)]
+
+
+def test_the_failed_cell_is_the_one_papermill_marked() -> None:
+    from pykernel_ext.batch import failures
+
+    def cell(source, tags=(), kind="code", outputs=(), cell_id=None):
+        return {"cell_type": kind, "source": source, "metadata": {"tags": list(tags)}, "outputs": list(outputs),
+                "id": cell_id or source[:8]}
+
+    marker = "papermill-error-cell-tag"
+    executed = {"cells": [
+        cell("<span>An Exception was encountered</span>", [marker], "markdown"), cell("# Title", kind="markdown"),
+        cell("a = 1", ["parameters"]), cell("# Parameters\na = 2", ["injected-parameters"]),
+        cell('<span id="papermill-error-cell">here</span>', [marker], "markdown"),
+        cell("%bogus", outputs=[{"output_type": "stream", "name": "stderr",
+                                 "text": "UsageError: Line magic function `%bogus` not found.\n"}], cell_id="bad"),
+        cell("print(1)")]}
+    index = failures.marked_error_cell(executed)
+    facts = failures.cell_facts(executed, index)
+    assert facts["cell_id"] == "bad" and facts["cell_number"] == 3 and facts["cell_source"] == "%bogus"
+    assert failures.error_from_outputs(executed, index) == ("UsageError", "Line magic function `%bogus` not found.")
+    assert failures.marked_error_cell({"cells": executed["cells"][1:4]}) is None
+
+
+def test_datasets_hash_what_they_hold(tmp_path: Path) -> None:
+    import torch
+    from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
+
+    from pykernel_ext.capture.datasets import hash_dataset, is_dataset_value
+
+    class Files(Dataset):
+        def __init__(self, root, names):
+            self.root = root
+            self.files = [f"{root}/{n}" for n in names]
+            self.vocabulary = ["cat", "dog"]  # words, not file names: hashed as data
+            self.transform = lambda x: x  # code, not data
+
+        def __len__(self):
+            return len(self.files)
+
+        def __getitem__(self, i):
+            return self.files[i]
+
+    (tmp_path / "imgs").mkdir()
+    for name in ("a.png", "b.png"):
+        (tmp_path / "imgs" / name).write_bytes(name.encode())
+    files = Files("imgs", ["a.png", "b.png"])
+    first = hash_dataset(files, str(tmp_path))
+    assert first["hash"] and first["kind"] == "dataset" and "imgs (folder)" in first["detail"]
+    (tmp_path / "imgs" / "b.png").write_bytes(b"changed")
+    assert hash_dataset(files, str(tmp_path))["hash"] != first["hash"]  # a file's content is the data
+    tensors = TensorDataset(torch.arange(6.0).reshape(3, 2), torch.tensor([0, 1, 0]))
+    combined = ConcatDataset([Subset(tensors, [0, 2]), tensors])
+    loader = DataLoader(combined, batch_size=2)
+    assert is_dataset_value(loader) and not is_dataset_value(torch.ones(1))
+    hashed = hash_dataset(loader)
+    assert hashed["kind"] == "dataloader" and "over ConcatDataset" in hashed["detail"] and hashed["hash"]
+    assert hash_dataset(DataLoader(ConcatDataset([Subset(tensors, [0, 1]), tensors])))["hash"] != hashed["hash"]
+
+    class Lazy(Dataset):
+        def __len__(self):
+            return 0
+
+    assert hash_dataset(Lazy())["hash"] is None and "name its files with --data" in hash_dataset(Lazy())["error"]

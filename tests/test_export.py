@@ -149,8 +149,16 @@ def test_tracked_cells_record_what_the_notebook_records(store_home, capsys):
     done = run_script(store_home / "train.py", "--epochs", "2")
     assert done.returncode == 0, done.stderr
     assert "shell-says-hi" in done.stdout and "score" in done.stdout and "45" in done.stdout.splitlines()
-    in_script = runs_by_name(kind="script")
+    scripted_runs = json.loads(cli("runs", "list", "--json", "--kind", "script").stdout)
+    [parent] = [run for run in scripted_runs if run["parent_id"] is None]
+    in_script = {run["name"]: run for run in scripted_runs if run["parent_id"] == parent["id"]}
     assert set(in_script) == {"train", "evaluate"}
+    # The script's own run is the notebook's: all its parameters, its code, its cells' metrics.
+    from pykernel_ext.capture.notebook import notebook_code_text
+
+    assert parent["name"] == "train" and parent["params"] == {"epochs": 2, "lr": 0.1, "width": 4}
+    assert parent["code_hash"] == code_hash(notebook_code_text(json.loads(source.read_text())))
+    assert parent["metrics"] == {"loss": 0.05} and parent["status"] == "ok"
     for name, scripted in in_script.items():
         cell = in_notebook[name]
         assert cell["status"] == scripted["status"] == "ok"
@@ -175,7 +183,7 @@ def test_track_blocks_hash_like_their_cells_in_awkward_cases(store_home, capsys)
     assert status == 0
     assert "IPython lines in a %%track body were translated" in err
     script = (store_home / "awkward.py").read_text()
-    assert "        value = 3\n        value\n" in script, "a tracked body keeps its trailing expression as is"
+    assert "            value = 3\n            value\n" in script, "a tracked body keeps its trailing expression as is"
     done = run_script(store_home / "awkward.py")
     assert done.returncode == 0, done.stderr
     assert "TEXT '\\nflush left\\n  indented\\n'" in done.stdout, "multi-line strings keep their text"
@@ -194,7 +202,8 @@ def test_magics_and_shell_lines_become_plain_python(store_home, capsys):
         "lines = !printf 'a\\nb\\n'\nprint('LINES', lines)",
         "%cd {folder}\nprint('CWD', os.path.basename(os.getcwd()))\n%cd ..",
         "%env GREETING=hi there\n%env OTHER value\nprint('ENV', os.environ['GREETING'], os.environ['OTHER'])",
-        "%timeit -n 1 -r 1 total = sum(range(5))\nresult = %time sum(range(4))\nprint('TIMED', total, result)",
+        "%timeit -n 1 -r 1 sum(range(5))\nresult = %time sum(range(4))\nprint('TIMED', result)\n!pip --version",
+        "%%timeit -n 1 -r 2 base = 3\nbase * 2",
         "%%time\nx = 40\nx + 2",
         "%%capture\nprint('hidden?')",
         "%%bash\necho from-bash $((1 + 2))",
@@ -210,14 +219,15 @@ def test_magics_and_shell_lines_become_plain_python(store_home, capsys):
     status, out, err = export_to(source, capsys=capsys)
     assert status == 0 and "wrote" in out
     warnings = [line for line in err.splitlines() if "warning:" in line]
-    assert any("cell 13 (`%pip install nothing-at-all`)" in w and "install packages" in w for w in warnings)
-    assert any("cell 14 (`%load_ext autoreload`)" in w and "%who" in w for w in warnings)
-    assert any("cell 14" in w and "len?" in w for w in warnings)
-    assert any("cell 17 (`if False:`)" in w and "get_ipython()" in w for w in warnings)
+    assert any("cell 14 (`%pip install nothing-at-all`)" in w and "install packages" in w for w in warnings)
+    assert any("cell 15 (`%load_ext autoreload`)" in w and "%who" in w for w in warnings)
+    assert any("cell 15" in w and "len?" in w for w in warnings)
+    assert any("cell 18 (`if False:`)" in w and "get_ipython()" in w for w in warnings)
     assert len(warnings) == 4, warnings
     script = (store_home / "magics.py").read_text()
     assert "# %pip install nothing-at-all  # not exported" in script and "# %who  # not exported" in script
-    assert "left out (tagged skip-export)" in script and "skipped cell ran" not in script
+    executed = script[script.index('if __name__ == "__main__":'):]
+    assert "left out (tagged skip-export)" in executed and "skipped cell ran" not in executed
     assert "import subprocess" in script and "import os" in script
     done = run_script(store_home / "magics.py")
     assert done.returncode == 0, done.stderr
@@ -225,7 +235,9 @@ def test_magics_and_shell_lines_become_plain_python(store_home, capsys):
     assert f"hello world world {os.environ['HOME']}\n" in out, "notebook names expand, $$ reaches the shell as $"
     assert "CompletedProcess" not in out, "a trailing shell line shows its output, not a value"
     assert "LINES ['a', 'b']" in out and "CWD sub" in out and "ENV hi there value" in out
-    assert "TIMED 10 6" in out and "\n42\n" in out and "hidden?" in out and "from-bash 3" in out
+    assert "TIMED 6" in out and "\n42\n" in out and "Wall time:" in out and "pip " in out
+    assert "per loop (mean ± std. dev. of 1 run, 1 loop each)" in out
+    assert "per loop (mean ± std. dev. of 2 runs, 1 loop each)" in out and "hidden?" in out and "from-bash 3" in out
     assert "loop-0" in out and "loop-1" in out and "[1, 2]" in out and "\n5\n" not in out
     assert "NOTES ['line one', \"line 'two'\"]" in out and "DISPLAYED" in out
 
@@ -244,8 +256,8 @@ def test_translate_lines_leaves_python_alone():
 def test_track_options_become_keyword_arguments():
     code = track_cell("--name run-{model} --params a,b --data {path} raw.csv --artifacts 'out/*.pt' --tag k=v",
                       "x = 1", {"model", "path"})
-    assert code.lines == ['with pykernel_ext.track(name=f"run-{model}", params=_export.named_params([\'a\', \'b\'], '
-                          'globals()), data=[f"{path}", \'raw.csv\'], artifacts=[\'out/*.pt\'], tags={\'k\': \'v\'}):',
+    assert code.lines == ['with pykernel_ext.track(name=f"run-{model}", param_names=[\'a\', \'b\'], '
+                          'data=[f"{path}", \'raw.csv\'], artifacts=[\'out/*.pt\'], tags={\'k\': \'v\'}):',
                           "    x = 1"]
     bad = track_cell("--bogus", "x = 1", set())
     assert bad.problems and bad.problems[0].startswith("bad %%track options") and bad.lines[-1] == "# x = 1"
@@ -323,7 +335,7 @@ def test_output_path_and_syntax_errors(store_home, capsys):
     assert export_to(source, "-o", str(nested), capsys=capsys)[0] == 0 and "after" in nested.read_text()
     done = run_script(nested)
     assert done.returncode == 0 and "after 1" in done.stdout
-    assert "# NOT EXPORTED (syntax error in line 1: invalid syntax):\n    # def broken(:" in nested.read_text()
+    assert "# NOT EXPORTED (syntax error in line 1: invalid syntax):\n        # def broken(:" in nested.read_text()
 
 
 def test_register_cli_adds_the_export_command(store_home, capsys):
@@ -335,3 +347,27 @@ def test_register_cli_adds_the_export_command(store_home, capsys):
     if "invalid choice" in wired.stderr:
         pytest.skip("`pykernel-ext export` is not wired into the CLI yet")
     assert wired.returncode == 0 and (store_home / "d.py").is_file()
+
+
+def test_stacked_magics_and_untracked_notebooks_export_as_runs(store_home, capsys):
+    source = notebook(
+        store_home / "plain.ipynb",
+        ("# Parameters: papermill overrides these\nlr = 0.5\nsteps = 2", ["parameters"]),
+        "!pip list --disable-pip-version-check\nimport pykernel_ext",
+        "%%track --name timed\n%%time\nz = lr * steps\nz",
+        "print('Z', z)",
+    )
+    status, _, err = export_to(source, capsys=capsys)
+    assert status == 0 and "warning" not in err, err
+    script = (store_home / "plain.py").read_text()
+    assert "--lr FLOAT" in " ".join(run_script(store_home / "plain.py", "--help").stdout.split())
+    assert "Parameters: papermill" not in run_script(store_home / "plain.py", "--help").stdout  # a heading, no help
+    assert "with _export.timed():  # %%time" in script and "subprocess.run('pip list" in script
+    done = run_script(store_home / "plain.py", "--steps", "3")
+    assert done.returncode == 0, done.stderr
+    assert "Z 1.5" in done.stdout and "Wall time:" in done.stdout and "Package" in done.stdout
+    runs = json.loads(cli("runs", "list", "--json").stdout)
+    [parent] = [r for r in runs if r["parent_id"] is None]
+    [timed] = [r for r in runs if r["parent_id"] == parent["id"]]
+    assert parent["kind"] == "script" and parent["params"] == {"lr": 0.5, "steps": 3}
+    assert timed["params"] == {"lr": 0.5, "steps": 3} and timed["code_hash"] == code_hash("%%time\nz = lr * steps\nz")

@@ -47,6 +47,18 @@ def test_script_exception_propagates_and_nested_runs_link_to_parent(store_home):
     assert runs["inner"]["status"] == "ok" and runs["inner"]["parent_id"] == runs["outer"]["id"]
 
 
+def test_a_failing_track_block_shows_only_the_users_frames(store_home):
+    script = store_home / "boom.py"
+    script.write_text("import pykernel_ext\n\ndef train():\n    raise ValueError('diverged')\n\n"
+                      "with pykernel_ext.track(name='t'):\n    train()\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=store_home, timeout=120)
+    assert done.returncode == 1 and "ValueError: diverged" in done.stderr
+    assert "pykernel_ext" not in done.stderr.replace("import pykernel_ext", "").replace("pykernel_ext.track", "")
+    assert "contextlib" not in done.stderr and "yield run" not in done.stderr
+    frames = [line for line in done.stderr.splitlines() if line.strip().startswith("File ")]
+    assert len(frames) == 2  # the `with` block's line and train(): nothing of ours
+
+
 def test_log_outside_a_run_warns(store_home):
     import pykernel_ext
 
@@ -75,7 +87,7 @@ def test_track_cell_inside_papermill_records_injected_parameters(store_home):
                                kernel_name="python3", cwd=str(store_home), progress_bar=False)
     runs = json.loads(cli("runs", "list", "--json").stdout)
     assert len(runs) == 1 and runs[0]["status"] == "ok"
-    assert runs[0]["params"] == {"epochs": 4, "model": "big"}
+    assert runs[0]["params"] == {"epochs": 4}  # what the cell reads; `model` is the notebook run's parameter
     shown = json.loads(cli("runs", "show", runs[0]["id"], "--json").stdout)
     assert shown["outputs"][0] == {"name": "result", "type": "int", "value": 40}
 

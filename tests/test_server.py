@@ -140,9 +140,9 @@ def _tracked_run(store_home: Path) -> str:
 
     data = store_home / "data.csv"
     data.write_text("x,y\n1,2\n")
-    (store_home / "model.bin").write_bytes(b"\x00weights\x01")
     with track(name="tracked", params={"lr": 0.1, "name": "<b>x</b>"}, data=[str(data)],
                artifacts=["model.bin"], tags={"team": "vision"}) as run:
+        (store_home / "model.bin").write_bytes(b"\x00weights\x01")  # an artifact is a file the run writes
         print("hello from the run")
         for step in range(5):
             pykernel_ext.log(loss=1.0 / (step + 1), step=step)

@@ -110,13 +110,15 @@ def test_explicit_params_and_tags(shell, store_home):
     assert run["tags"] == {"team": "vision", "stage": "dev"}
 
 
-def test_papermill_injected_parameters_are_parameters(shell, store_home):
-    run_cell(shell, "# Parameters\nepochs = 5\nmodel_name = 'resnet'\n")
+def test_a_cell_records_the_parameters_it_reads_not_every_notebook_parameter(shell, store_home):
+    run_cell(shell, "# Parameters\nepochs = 5\nmodel_name = 'resnet'\n")  # as papermill injects them
     run_cell(shell, "%%track\nprint('no parameter read here')")
-    assert only_run(store_home)["params"] == {"epochs": 5, "model_name": "resnet"}
+    run_cell(shell, "%%track\nsteps = epochs * 2")
+    first, second = all_runs(store_home)
+    assert first["params"] == {} and second["params"] == {"epochs": 5}
 
 
-def test_parameters_cell_of_the_notebook_counts(shell, store_home, monkeypatch):
+def test_a_notebook_kernel_records_the_notebook_and_reads_its_parameters(shell, store_home, monkeypatch):
     import nbformat
 
     nb = nbformat.v4.new_notebook()
@@ -126,9 +128,9 @@ def test_parameters_cell_of_the_notebook_counts(shell, store_home, monkeypatch):
     nbformat.write(nb, store_home / "train.ipynb")
     monkeypatch.setenv("JPY_SESSION_NAME", str(store_home / "train.ipynb"))
     run_cell(shell, "batch = 64\nlr = 0.1")
-    run_cell(shell, "%%track\nz = 1")
+    run_cell(shell, "%%track\nz = lr * 2")
     run = only_run(store_home)
-    assert run["params"] == {"batch": 64, "lr": 0.1}
+    assert run["params"] == {"lr": 0.1}
     assert run["notebook"] == "train.ipynb" and run["name"].startswith("train [")
 
 
@@ -277,3 +279,218 @@ def test_failing_capture_never_breaks_the_cell(shell, store_home):
     result = run_cell(shell, "%%track\nout = type(w).__name__")
     assert result.success and shell.user_ns["out"] == "Weird"
     assert only_run(store_home)["status"] == "ok"
+
+
+def test_load_ext_binds_pykernel_ext_for_the_readme_example(shell, store_home):
+    shell.user_ns.pop("pykernel_ext", None)
+    shell.run_line_magic("reload_ext", "pykernel_ext")
+    result = run_cell(shell, "%%track --name readme\nfor epoch in range(2):\n    pykernel_ext.log(loss=1 / (epoch + 1), step=epoch)")
+    assert result.success, result.error_in_exec
+    assert only_run(store_home)["metrics"] == {"loss": 0.5}
+
+
+def compare(store_home: Path, a: str, b: str) -> dict:
+    from pykernel_ext.compare import compare_runs
+
+    with RunStore.open(store_home / ".pykernel_ext") as s:
+        return compare_runs(s, [a, b])
+
+
+def test_notebook_classes_decorators_and_the_classes_of_objects_are_code(shell, store_home):
+    run_cell(shell, "import functools\nimport torch\nfrom torch import nn\nfrom dataclasses import dataclass")
+    run_cell(shell, "def timed(fn):\n    @functools.wraps(fn)\n    def wrapper(*args):\n        return fn(*args)\n"
+                    "    return wrapper")
+    run_cell(shell, "@dataclass\nclass Config:\n    hidden: int = 4")  # no method of its own: found by name
+    model_cell = ("class Model(nn.Module):\n    def __init__(self, hidden):\n        super().__init__()\n"
+                  "        self.layer = nn.Linear(2, hidden)\n    def f(self, x):\n        return x * {k}\n")
+    run_cell(shell, model_cell.format(k=2))
+    run_cell(shell, "@timed\ndef score(model, x):\n    return model.f(x)")
+    run_cell(shell, "model = Model(Config().hidden)")  # the tracked cell reads the object, not the class
+    run_cell(shell, "%%track\nresult = score(model, 3)")
+    run_cell(shell, model_cell.format(k=3))
+    run_cell(shell, "model = Model(Config().hidden)")
+    run_cell(shell, "%%track\nresult = score(model, 3)")
+    first, second = all_runs(store_home)
+    closure = {e["name"]: e for e in first["code"]["closure"]}
+    assert set(closure) == {"score", "timed", "Model"}
+    assert closure["Model"]["source"].startswith("class Model(nn.Module):") and "return x * 2" in closure["Model"]["source"]
+    assert closure["score"]["source"].startswith("@timed\ndef score")
+    assert "from torch import nn" in first["code"]["imports"] and "import functools" in first["code"]["imports"]
+    comparison = compare(store_home, first["id"], second["id"])
+    assert not comparison["code"]["same"]
+    assert "-        return x * 2\n+        return x * 3" in comparison["code"]["diffs"][0]
+    run_cell(shell, "%%track\nc = Config()")
+    config = {e["name"]: e for e in all_runs(store_home)[2]["code"]["closure"]}["Config"]
+    assert config["source"] == "@dataclass\nclass Config:\n    hidden: int = 4\n"
+
+
+def test_user_modules_are_recorded_once_by_content_and_a_reload_changes_the_code(shell, store_home, monkeypatch):
+    module = store_home / "nbutils.py"
+    module.write_text("def f(x):\n    return x * 2\n")
+    monkeypatch.syspath_prepend(str(store_home))
+    run_cell(shell, "import importlib\nimport nbutils")
+    run_cell(shell, "%%track --metrics y\ny = nbutils.f(10)")
+    run_cell(shell, "%%track --metrics y\ny = nbutils.f(10)")
+    module.write_text("def f(x):\n    return x * 3\n")
+    run_cell(shell, "importlib.reload(nbutils)")
+    run_cell(shell, "%%track --metrics y\ny = nbutils.f(10)")
+    first, same, changed = all_runs(store_home)
+    [entry] = first["code"]["closure"]
+    assert entry["kind"] == "module" and entry["name"] == "nbutils" and entry["path"] == "nbutils.py"
+    assert entry["source"] is None and len(entry["blob"]) == 64  # the source is a blob, stored once
+    assert same["code"]["closure"][0]["blob"] == entry["blob"]
+    assert changed["code"]["closure"][0]["hash"] != entry["hash"]
+    assert compare(store_home, first["id"], same["id"])["code"]["same"]
+    comparison = compare(store_home, first["id"], changed["id"])
+    assert not comparison["code"]["same"] and "+    return x * 3" in comparison["code"]["diffs"][0]
+    with RunStore.open(store_home / ".pykernel_ext") as s:
+        assert s.blobs.read_text(entry["blob"]) == "def f(x):\n    return x * 2\n"
+    from conftest import cli
+    from pykernel_ext.server.api import NotebookPaths, RunsAPI
+
+    shown = json.loads(cli("runs", "show", first["id"], "--json").stdout)  # the source read back for views
+    assert shown["code"]["closure"][0]["source"] == "def f(x):\n    return x * 2\n"
+    api = RunsAPI(store_home / ".pykernel_ext", NotebookPaths(store_home, store_home))
+    try:
+        assert api.get_run(changed["id"])["code"]["closure"][0]["source"] == "def f(x):\n    return x * 3\n"
+    finally:
+        api.close()
+    module.write_text("def f(x):\n    return x * 4\n")  # changed on disk, not reloaded: said so
+    run_cell(shell, "%%track\ny = nbutils.f(1)")
+    stale = all_runs(store_home)[3]
+    assert any("changed on disk since it was imported: the run records the source that was loaded" in w
+               for w in stale["warnings"])
+    assert stale["code"]["closure"][0]["hash"] == changed["code"]["closure"][0]["hash"]  # x * 3 is what ran
+
+
+def test_cell_magics_stacked_under_track_are_part_of_the_cell(shell, store_home):
+    run_cell(shell, "lr = 0.5\nimport numpy as np\nX = np.ones(3)")
+    result = run_cell(shell, "%%track\n%%time\nscaled = X * lr")
+    assert result.success and shell.user_ns["scaled"].sum() == 1.5
+    result = run_cell(shell, "%%track\n%%capture captured\nprint('hidden', lr)\ntotal = X.sum()")
+    assert result.success and "hidden 0.5" in shell.user_ns["captured"].stdout
+    timed, captured = all_runs(store_home)
+    assert timed["params"] == {"lr": 0.5} and [d["name"] for d in timed["data"]] == ["X"]
+    assert [o["name"] for o in timed["outputs"]] == ["scaled"] and timed["code"]["source"].startswith("%%time\n")
+    assert captured["params"] == {"lr": 0.5} and {o["name"] for o in captured["outputs"]} == {"captured", "total"}
+
+
+def test_configs_are_structured_parameters_and_datasets_are_data(shell, store_home):
+    run_cell(shell, "import argparse, types\nfrom dataclasses import dataclass, field\nimport pandas as pd, torch\n"
+                    "from torch.utils.data import DataLoader, Dataset, TensorDataset\n"
+                    "@dataclass\nclass Optim:\n    lr: float = 0.01\n    betas: tuple = (0.9, 0.99)\n"
+                    "@dataclass\nclass Config:\n    optim: Optim = field(default_factory=Optim)\n    epochs: int = 3\n"
+                    "cfg = Config()\nns = types.SimpleNamespace(seed=1, name='a')\nargs = argparse.Namespace(batch=8)\n"
+                    "import attrs, pydantic\nclass Model(pydantic.BaseModel):\n    depth: int = 2\n    act: str = 'relu'\n"
+                    "@attrs.define\nclass Aug:\n    flip: bool = True\nmodel_cfg = Model()\naug = Aug()\n"
+                    "big = {f'k{i}': i for i in range(100)}\ndf = pd.DataFrame({'a': range(300)})\n"
+                    "class Points(Dataset):\n    def __init__(self, n):\n        self.x = torch.arange(n * 2.0).reshape(n, 2)\n"
+                    "        self.files = ['points.csv']\n    def __len__(self):\n        return len(self.x)\n"
+                    "    def __getitem__(self, i):\n        return self.x[i]\n"
+                    "ds = TensorDataset(torch.ones(4, 2), torch.zeros(4))\nloader = DataLoader(ds, batch_size=2, num_workers=0)\n"
+                    "points = Points(3)")
+    (store_home / "points.csv").write_text("x,y\n1,2\n")
+    run_cell(shell, "%%track --params df\nsteps = cfg.epochs * cfg.optim.lr + ns.seed + args.batch + big['k1']\n"
+                    "deep = model_cfg.depth if aug.flip else 0\n"
+                    "n = len(ds) + len(loader) + len(points)")
+    run = only_run(store_home)
+    assert run["params"] == {"cfg.optim.lr": 0.01, "cfg.optim.betas": [0.9, 0.99], "cfg.epochs": 3, "ns.seed": 1,
+                             "ns.name": "a", "args.batch": 8, **{f"big.k{i}": i for i in range(100)},
+                             "model_cfg.depth": 2, "model_cfg.act": "relu", "aug.flip": True}
+    data = {d["name"]: d for d in run["data"]}
+    assert data["df"]["kind"] == "dataframe" and len(data["df"]["hash"]) == 64  # data, not a parameter
+    assert data["ds"]["kind"] == "dataset" and len(data["ds"]["hash"]) == 64
+    assert data["loader"]["kind"] == "dataloader" and "over TensorDataset" in data["loader"]["detail"]
+    assert data["points"]["kind"] == "dataset" and "files[0] points.csv" in data["points"]["detail"]
+    run_cell(shell, "ds.tensors[0][0, 0] = 5.0")  # training data changed in place: the loader's hash follows
+    run_cell(shell, "%%track\nn = len(loader)")
+    assert all_runs(store_home)[1]["data"][0]["hash"] != data["loader"]["hash"]
+
+
+def test_artifacts_are_only_the_files_the_run_wrote(shell, store_home):
+    run_cell(shell, "import os\nos.makedirs('ckpt', exist_ok=True)\nsave = True")
+    run_cell(shell, "%%track --artifacts 'ckpt/*.pt' 'logs/*.txt'\nif save:\n    open('ckpt/last.pt', 'wb').write(b'w1')")
+    run_cell(shell, "save = False")
+    run_cell(shell, "%%track --artifacts 'ckpt/*.pt'\nif save:\n    open('ckpt/last.pt', 'wb').write(b'w2')\n"
+                    "raise RuntimeError('diverged before saving')")
+    wrote, failed = all_runs(store_home)
+    assert [a["path"] for a in wrote["artifacts"]] == ["ckpt/last.pt"]
+    assert any("'logs/*.txt' matched no file" in w for w in wrote["warnings"])
+    assert failed["status"] == "failed" and failed["artifacts"] == []
+    assert failed["artifacts_unchanged"] == ["ckpt/last.pt"]
+    assert any("ckpt/last.pt matched but is as it was before" in w for w in failed["warnings"])
+
+
+def test_data_paths_are_named_relative_to_the_run_folder(shell, store_home):
+    (store_home / "data.txt").write_text("1 2 3")
+    run_cell(shell, f"path = {str(store_home / 'data.txt')!r}")
+    run_cell(shell, "%%track --data data.txt\nopen('data.txt').read()")
+    run_cell(shell, f"%%track --data {store_home / 'data.txt'}\nopen(path).read()")
+    first, second = all_runs(store_home)
+    assert [d["name"] for d in first["data"]] == ["data.txt"]
+    assert {d["name"] for d in second["data"]} == {"data.txt"}  # absolute and relative: the same input
+    assert first["cwd"] == str(store_home)
+    assert compare(store_home, first["id"], second["id"])["data"]["different"] == []
+
+
+def test_a_failing_tracked_cell_traceback_names_its_own_cell_number(shell, store_home, capsys):
+    run_cell(shell, "x = 1")
+    number = shell.execution_count
+    run_cell(shell, "%%track\ny = x / 0")
+    out = capsys.readouterr().out
+    assert f"In[{number}]" in out and f"In[{number + 1}]" not in out
+
+
+def test_an_ambiguous_run_prefix_never_claims_more_runs_than_it_lists(shell, store_home):
+    from pykernel_ext.errors import AmbiguousRunId
+
+    with RunStore.open(store_home / ".pykernel_ext") as s:
+        for index in range(7):
+            s.begin_run({"id": f"ab{index:030d}", "kind": "cell", "name": "n", "status": "ok", "started_at": 1.0,
+                         "params": {}, "tags": {}}, {})
+        with pytest.raises(AmbiguousRunId) as raised:
+            s.resolve_run_id("ab")
+    message = str(raised.value)
+    assert "matches more than 5 runs" in message and message.count("ab000") == 5 and ", ..." in message
+
+
+CLASS_CELLS = ["%load_ext pykernel_ext", "class Model:\n    def f(self, x):\n        return x * 2\n",
+               "%%track --name uses-class\ny = Model().f(3)"]
+
+
+def _class_runs(home: Path) -> list[dict]:
+    return [r for r in all_runs(home) if r["name"] == "uses-class"]
+
+
+def test_notebook_classes_have_their_source_under_nbconvert_and_a_jupyterlab_kernel(store_home):
+    import os
+    import sys
+
+    import nbformat
+    from jupyter_client.manager import start_new_kernel
+
+    from kernel_helpers import execute
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CLASS_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, store_home / "classes.ipynb")
+    done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                           "classes.ipynb"], capture_output=True, text=True, cwd=store_home, timeout=300)
+    assert done.returncode == 0, done.stderr
+    [converted] = _class_runs(store_home)
+    assert converted["notebook"] == "classes.ipynb" and converted["cell_id"] == nb.cells[2].id  # found by the kernel
+    # JupyterLab's way: the kernel is told the notebook (JPY_SESSION_NAME) and each cell's id.
+    env = {**os.environ, "JPY_SESSION_NAME": str(store_home / "classes.ipynb")}
+    manager, client = start_new_kernel(kernel_name="python3", env=env, cwd=str(store_home))
+    try:
+        for cell in nb.cells:
+            reply, _ = execute(client, cell.source, cell_id=cell.id)
+            assert reply["status"] == "ok", reply
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    assert len(_class_runs(store_home)) == 2
+    for run in _class_runs(store_home):
+        [entry] = run["code"]["closure"]
+        assert entry["kind"] == "class" and entry["source"] == CLASS_CELLS[1], entry
+        assert run["cell_id"] == nb.cells[2].id

@@ -58,8 +58,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                            output_dir=args.output_dir, kernel=args.kernel, timeout=args.timeout, name=args.name)
     runner = BatchRunner(notebook, options)  # checks the notebook and the kernel before anything runs
     spec = runner.parameters
-    base = collect_parameters(spec, [tuple(p) for p in args.parameter], args.yaml, args.parameters_file)
-    sets = expand_sweep(base, [parse_sweep(text, spec) for text in args.sweep])
+    notes = [runner.kernel_note] if runner.kernel_note else []
+    base = collect_parameters(spec, [tuple(p) for p in args.parameter], args.yaml, args.parameters_file, notes)
+    sets = expand_sweep(base, [parse_sweep(text, spec, notes) for text in args.sweep])
+    for note in notes:
+        print(f"pykernel-ext run: note: {note}", file=sys.stderr)
     results = runner.run(sets, progress=print_progress)
     print_table(results, swept=[text.partition("=")[0].strip() for text in args.sweep])
     failed = [r for r in results if r.status != "ok"]
@@ -91,6 +94,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     report = reproduce(args.run_id, tolerance=args.tolerance, kernel=args.kernel)
     print(f"reproduced run {report.original[:8]} as {report.reproduction[:8]} ({report.status})")
+    if report.error:
+        failed_too = report.original_status == report.status
+        print(f"{'the original failed too; ' if failed_too else ''}the reproduction failed: {report.error}")
+        if not failed_too and report.parent_notebook_run:
+            print(f"note: this ran inside notebook run {report.parent_notebook_run[:8]}, which rebuilds every input: "
+                  f"pykernel-ext reproduce {report.parent_notebook_run[:8]}")
     code = report.comparison["code"]
     print("code: same" if code["same"] else "code: differs\n" + code["diffs"][0].rstrip())
     for difference in report.differences:
@@ -98,5 +107,5 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     for note in report.notes:
         print(f"note: {note}")
     if report.same:
-        print("results: same within tolerance")
+        print("results: same within tolerance" + (" (it fails the same way)" if report.status != "ok" else ""))
     return 1 if args.check and not report.same else 0

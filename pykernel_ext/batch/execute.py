@@ -3,7 +3,6 @@ tracked cells record into a private scratch store, returned whole to the driver,
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 import tempfile
@@ -11,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from . import failures
 
 ENV_REPRODUCES = "PYKERNEL_EXT_REPRODUCES"
 
@@ -24,11 +25,11 @@ class NotebookTask:
     notebook_bytes: bytes
     parameters: dict[str, Any]  # what papermill injects (the values given)
     kernel: str
-    effective_parameters: dict[str, Any] = field(default_factory=dict)  # defaults + given, as recorded
     cwd: str | None = None  # the notebook's folder, when the worker can see it
     timeout: float | None = None  # per cell, as papermill's execution_timeout
     reproduces: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    language: str | None = None  # for a notebook whose metadata names none (papermill needs it to inject)
 
 
 @dataclass
@@ -68,11 +69,13 @@ def _run_papermill(task: NotebookTask, source: Path, executed: Path, scratch: Pa
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    from ..capture.notebook import ENV_NOTEBOOK_FILE
+
     env = {
         "PYKERNEL_EXT_HOME": str(scratch / "home"),
         "PYKERNEL_EXT_PARENT_RUN": task.run_id,
-        "PYKERNEL_EXT_PARAMS": json.dumps(task.effective_parameters or task.parameters, default=str),
         "PYKERNEL_EXT_NOTEBOOK": task.notebook_label,
+        ENV_NOTEBOOK_FILE: str(source),  # the kernel finds its cells' ids there (nbclient does not send them)
         **({ENV_REPRODUCES: task.reproduces} if task.reproduces else {}),
         **task.extra_env,
     }
@@ -80,28 +83,38 @@ def _run_papermill(task: NotebookTask, source: Path, executed: Path, scratch: Pa
     kernel_log = scratch / "kernel-stderr.log"
     try:
         papermill.execute_notebook(
-            str(source), str(executed), parameters=task.parameters, kernel_name=task.kernel, cwd=cwd,
+            str(source), str(executed), parameters=task.parameters, kernel_name=task.kernel, language=task.language,
+            cwd=cwd,
             progress_bar=False, log_output=False, execution_timeout=task.timeout,
             kernel_manager_class=kernel_manager_with_env(env, kernel_log),
         )
     except papermill.PapermillExecutionError as exc:
-        return {"kind": "cell", "cell_index": exc.cell_index, "execution_count": exc.exec_count,
-                "ename": exc.ename, "evalue": exc.evalue, "traceback": "\n".join(exc.traceback),
-                "cell_source": _cell_source(executed, exc.cell_index)}
+        return _cell_failure(executed, exc)
     except DeadKernelError as exc:
-        index = _running_cell(executed)
-        return {"kind": "kernel_died", "cell_index": index, "ename": "DeadKernelError",
-                "evalue": f"the kernel died while running cell {index}: {exc}", "traceback": _tail(kernel_log),
-                "cell_source": _cell_source(executed, index)}
-    except CellTimeoutError as exc:
-        index = _running_cell(executed)
-        return {"kind": "timeout", "cell_index": index, "ename": "CellTimeoutError",
-                "evalue": f"cell {index} ran longer than {task.timeout:g} s: {exc}", "traceback": "",
-                "cell_source": _cell_source(executed, index)}
+        facts = failures.cell_facts(failures.read_executed(executed), failures.last_started_cell(
+            failures.read_executed(executed)))
+        return {"kind": "kernel_died", **facts, "ename": "DeadKernelError",
+                "evalue": f"the kernel died while running this cell: {exc}", "traceback": _tail(kernel_log)}
+    except CellTimeoutError:
+        notebook = failures.read_executed(executed)
+        facts = failures.cell_facts(notebook, failures.last_started_cell(notebook))
+        return {"kind": "timeout", **facts, "ename": "CellTimeoutError",
+                "evalue": f"the cell ran longer than {task.timeout:g} s (--timeout)", "traceback": ""}
     except Exception as exc:  # noqa: BLE001 - a kernel that fails to start, a bad notebook: the run fails
-        return {"kind": "error", "cell_index": None, "ename": type(exc).__name__, "evalue": str(exc),
-                "traceback": "", "cell_source": None}
+        return {"kind": "error", **failures.cell_facts(None, None), "ename": type(exc).__name__, "evalue": str(exc),
+                "traceback": ""}
     return None
+
+
+def _cell_failure(executed: Path, exc: Any) -> dict[str, Any]:
+    """The failing cell as papermill marked it in the saved notebook, with the error the cell showed."""
+    notebook = failures.read_executed(executed)
+    index = failures.marked_error_cell(notebook)
+    ename, evalue = exc.ename, exc.evalue
+    if not evalue:  # papermill found no error output (a bad magic's UsageError goes to stderr only)
+        ename, evalue = failures.error_from_outputs(notebook, index) or (ename, evalue)
+    return {"kind": "cell", **failures.cell_facts(notebook, index), "ename": ename, "evalue": evalue,
+            "traceback": "\n".join(exc.traceback or [])}
 
 
 def kernel_manager_with_env(extra_env: dict[str, str], stderr_log: Path | None = None) -> type:
@@ -136,30 +149,6 @@ def _private_bundle(home: Path) -> dict[str, Any] | None:
     with open_private_store(home) as store:
         store.mark_orphans_interrupted()
         return export_runs(store)
-
-
-def _notebook(executed: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(executed.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _cell_source(executed: Path, index: int | None) -> str | None:
-    notebook = _notebook(executed)
-    if notebook is None or index is None or not 0 <= index < len(notebook.get("cells", [])):
-        return None
-    source = notebook["cells"][index].get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
-def _running_cell(executed: Path) -> int | None:
-    """The cell papermill marked as running when the execution stopped (it saves after every cell)."""
-    notebook = _notebook(executed)
-    for index, cell in enumerate((notebook or {}).get("cells", [])):
-        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
-            return index
-    return None
 
 
 def _children_cpu() -> float:

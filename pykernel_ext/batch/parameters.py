@@ -1,7 +1,9 @@
-"""Notebook parameters for batch runs: what the notebook defines, values typed like its defaults, sweeps.
+"""Notebook parameters for batch runs: values given on the command line, parameter files, sweeps.
 
-Typing follows papermill's own inspection of the `parameters` cell: `-p epochs 3` is an int when the
-default is an int; lists and dicts parse as YAML (a superset of JSON).
+What a parameter is comes from one parser, `capture.parameters_cell` (shared with `export`). Values
+follow papermill: `-p` text is typed like the notebook's default (`-p epochs 3` is an int when the
+default is `epochs = 20`); a value that cannot take that type, or that comes typed already (`-y`, `-f`
+YAML or JSON), is passed as given, with a note when its type differs from the default's.
 """
 from __future__ import annotations
 
@@ -9,67 +11,85 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from ..capture.parameters_cell import Parameter, literal_defaults, parameters_cell, read_parameters
 from ..errors import PykernelExtError
+
+__all__ = ["Parameter", "ParameterError", "collect_parameters", "expand_sweep", "literal_defaults",
+           "notebook_parameters", "parameters_cell", "parse_sweep", "read_parameters"]
 
 
 class ParameterError(PykernelExtError):
     """A parameter, parameter file or sweep the notebook cannot take."""
 
 
+def notebook_parameters(notebook: Path | dict[str, Any]) -> dict[str, Parameter]:
+    """The parameters of a notebook (a path or its parsed JSON), by name."""
+    from ..capture import parameters_cell as cells
+
+    try:
+        return cells.notebook_parameters(notebook)
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
+
+
+# ---- values given -------------------------------------------------------------------------------------
+
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
 
-def notebook_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
-    """The `parameters` cell's names with their type name, default (source text) and help."""
-    import papermill
-
+def coerce(name: str, raw: Any, spec: dict[str, Parameter], notes: list[str] | None = None,
+           typed_text: bool = True) -> Any:
+    """A value for `name`: `-p` text typed like the default; anything else, or text that cannot take the
+    default's type, passed as given (with a note, as papermill passes it)."""
+    parameter = spec.get(name)
+    wanted = parameter.kind if parameter else "any"
+    if not isinstance(raw, str) or not typed_text:
+        if parameter and not _fits(raw, wanted):
+            _note(notes, f"parameter {name}: {raw!r} is {_a(type(raw).__name__)}, not {_a(wanted)} like its default "
+                         f"{parameter.default}; passed as given")
+        return raw
     try:
-        found = papermill.inspect_notebook(str(notebook))
-    except Exception as exc:  # noqa: BLE001 - papermill raises several kinds for unreadable notebooks
-        raise ParameterError(f"cannot read the parameters of {notebook}: {exc}") from None
-    return {name: {"type": _type_of(info), "default": info.get("default"), "help": info.get("help") or ""}
-            for name, info in found.items()}
-
-
-def _type_of(info: dict[str, Any]) -> str:
-    """papermill's type (from an annotation), else the type of the literal default (`epochs = 20`: int)."""
-    import ast
-
-    annotated = info.get("inferred_type_name")
-    if annotated and annotated != "None":
-        return annotated
-    try:
-        value = ast.literal_eval(info.get("default") or "None")
-    except (ValueError, SyntaxError):
-        return "None"
-    kind = type(value).__name__
-    return kind if kind in ("int", "float", "bool", "str", "list", "dict") else "None"
-
-
-def coerce(name: str, raw: Any, spec: dict[str, dict[str, Any]]) -> Any:
-    """`raw` typed like the notebook's default for `name` (strings from the command line)."""
-    if not isinstance(raw, str):
-        return raw  # from a YAML file or -y: already typed
-    wanted = spec.get(name, {}).get("type", "None")
-    default = spec.get(name, {}).get("default")
-    try:
-        if wanted == "int":
-            return int(raw)
-        if wanted == "float":
-            return float(raw)
-        if wanted == "bool":
-            return _parse_bool(raw)
-        if wanted == "str":
-            return raw
-        value = _yaml(raw)
+        value = _typed(raw, wanted)
     except ValueError as exc:
-        raise ParameterError(f"parameter {name} takes a {wanted} (the notebook's default is {default}); "
-                             f"got {raw!r}: {exc}") from None
-    if wanted in ("list", "dict") and type(value).__name__ != wanted:
-        raise ParameterError(f"parameter {name} takes a {wanted} (default {default}); {raw!r} is a "
-                             f"{type(value).__name__}")
+        _note(notes, f"parameter {name}: {raw!r} is not {_a(wanted)} like its default {parameter.default} "
+                     f"({exc}); passed as the string {raw!r}")
+        return raw
+    if wanted in ("list", "dict") and not _fits(value, wanted):
+        _note(notes, f"parameter {name}: {raw!r} is {_a(type(value).__name__)}, not {_a(wanted)} like its default "
+                     f"{parameter.default}; passed as given")
     return value
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
+
+
+def _typed(raw: str, wanted: str) -> Any:
+    if wanted == "int":
+        return int(raw)
+    if wanted == "float":
+        return float(raw)
+    if wanted == "bool":
+        return _parse_bool(raw)
+    if wanted == "str":
+        return raw
+    return _yaml(raw)
+
+
+def _fits(value: Any, wanted: str) -> bool:
+    kinds = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list, tuple),
+             "dict": (dict,)}
+    if wanted == "any" or value is None:
+        return True
+    if wanted in ("int", "float") and isinstance(value, bool):
+        return False
+    return isinstance(value, kinds[wanted])
+
+
+def _note(notes: list[str] | None, message: str) -> None:
+    if notes is not None:
+        notes.append(message)
 
 
 def _parse_bool(raw: str) -> bool:
@@ -90,19 +110,22 @@ def _yaml(raw: str) -> Any:
         raise ValueError(str(exc).splitlines()[0]) from None
 
 
-def collect_parameters(spec: dict[str, dict[str, Any]], pairs: list[tuple[str, str]] | None = None,
-                       yaml_texts: list[str] | None = None, files: list[str] | None = None) -> dict[str, Any]:
-    """Merge -f files, -y YAML strings and -p pairs (later wins), typed and checked against the notebook."""
-    merged: dict[str, Any] = {}
+def collect_parameters(spec: dict[str, Parameter], pairs: list[tuple[str, str]] | None = None,
+                       yaml_texts: list[str] | None = None, files: list[str] | None = None,
+                       notes: list[str] | None = None) -> dict[str, Any]:
+    """Merge -f files, -y YAML strings and -p pairs (later wins), checked against the notebook.
+
+    `notes` collects what the user should hear (a value passed with a type other than its default's)."""
+    merged: dict[str, tuple[Any, bool]] = {}
     for path in files or []:
-        merged.update(_mapping(Path(path).read_text(encoding="utf-8") if Path(path).is_file() else
-                               _missing_file(path), f"parameters file {path}"))
+        text = Path(path).read_text(encoding="utf-8") if Path(path).is_file() else _missing_file(path)
+        merged.update({k: (v, False) for k, v in _mapping(text, f"parameters file {path}").items()})
     for text in yaml_texts or []:
-        merged.update(_mapping(text, "-y"))
+        merged.update({k: (v, False) for k, v in _mapping(text, "-y").items()})
     for name, raw in pairs or []:
-        merged[name] = raw
+        merged[name] = (raw, True)
     check_names(merged, spec)
-    return {name: coerce(name, value, spec) for name, value in merged.items()}
+    return {name: coerce(name, value, spec, notes, typed_text) for name, (value, typed_text) in merged.items()}
 
 
 def _missing_file(path: str) -> str:
@@ -121,15 +144,15 @@ def _mapping(text: str, origin: str) -> dict[str, Any]:
     return value
 
 
-def check_names(values: dict[str, Any], spec: dict[str, dict[str, Any]]) -> None:
+def check_names(values: dict[str, Any], spec: dict[str, Parameter]) -> None:
     unknown = sorted(set(values) - set(spec))
     if unknown:
-        defined = ", ".join(f"{n} ({s['type']}, default {s['default']})" for n, s in spec.items()) or \
+        defined = ", ".join(f"{n} ({p.kind}, default {p.default})" for n, p in spec.items()) or \
             "none (tag a cell `parameters` to define some)"
         raise ParameterError(f"the notebook defines no parameter {', '.join(unknown)}; it defines: {defined}")
 
 
-def parse_sweep(text: str, spec: dict[str, dict[str, Any]]) -> tuple[str, list[Any]]:
+def parse_sweep(text: str, spec: dict[str, Parameter], notes: list[str] | None = None) -> tuple[str, list[Any]]:
     """`lr=0.1,0.01` (or `layers=[64,32],[128]`) into (name, typed values)."""
     name, sep, values = text.partition("=")
     name = name.strip()
@@ -142,7 +165,8 @@ def parse_sweep(text: str, spec: dict[str, dict[str, Any]]) -> tuple[str, list[A
         raise ParameterError(f"--sweep {text!r}: cannot split the values ({exc})") from None
     if not isinstance(items, list) or not items or any(i is None for i in items):
         raise ParameterError(f"--sweep {text!r}: give at least one value, with no empty ones")
-    typed = [coerce(name, v if spec[name]["type"] in ("list", "dict") else _as_text(v), spec) for v in items]
+    structured = spec[name].kind in ("list", "dict", "any")
+    typed = [coerce(name, v if structured else _as_text(v), spec, notes) for v in items]
     return name, typed
 
 

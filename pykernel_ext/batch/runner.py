@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..capture.code import code_hash
+from ..capture.notebook import notebook_code_text
 from ..config import Settings
 from ..errors import PykernelExtError
 from ..tracking import Run, RunContext, TrackOptions, open_store
 from .execute import NotebookOutcome, NotebookTask, execute_notebook_task
-from .parameters import notebook_parameters
+from .parameters import literal_defaults, notebook_parameters
 
 
 class BatchError(PykernelExtError):
@@ -69,19 +69,28 @@ def load_notebook(path: Path) -> tuple[bytes, dict[str, Any]]:
     return raw, parsed
 
 
-def resolve_kernel(requested: str | None, notebook: dict[str, Any]) -> str:
-    """The kernel to run with: --kernel, else the notebook's own, else python3; checked to exist."""
+DEFAULT_KERNEL = "python3"
+# Names jupyter_client's KernelManager itself maps to the native kernel (papermill runs them).
+_NATIVE_ALIASES = {"python": DEFAULT_KERNEL}
+
+
+def resolve_kernel(requested: str | None, notebook: dict[str, Any]) -> tuple[str, str | None]:
+    """The kernel to run with (--kernel, else the notebook's own, else python3), checked to exist, and a
+    note for the user when the notebook names none."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    name = requested or (notebook.get("metadata", {}).get("kernelspec") or {}).get("name") or "python3"
+    own = (notebook.get("metadata", {}).get("kernelspec") or {}).get("name")
+    name = requested or own or DEFAULT_KERNEL
+    note = None if requested or own else (f"the notebook names no kernel (no kernelspec in its metadata); running it "
+                                          f"with {DEFAULT_KERNEL} (choose another with --kernel)")
     manager = KernelSpecManager()
     try:
-        manager.get_kernel_spec(name)
+        manager.get_kernel_spec(_NATIVE_ALIASES.get(name, name))
     except NoSuchKernel:
         known = ", ".join(sorted(manager.find_kernel_specs())) or "none"
         raise BatchError(f"no kernel named {name!r} is installed; installed kernels: {known} "
                          f"(choose one with --kernel)") from None
-    return name
+    return name, note
 
 
 class BatchRunner:
@@ -92,10 +101,14 @@ class BatchRunner:
         self.options = options
         self.settings = settings or Settings.from_env()
         self.notebook_bytes, parsed = load_notebook(self.notebook)
-        self.kernel = resolve_kernel(options.kernel, parsed)
+        self.kernel, self.kernel_note = resolve_kernel(options.kernel, parsed)
+        metadata = parsed.get("metadata") or {}
+        named = (metadata.get("language_info") or {}).get("name") or (metadata.get("kernelspec") or {}).get("language")
+        self.language = None if named else "python"  # a notebook naming no kernel runs with python3's language
         self.label = _label(self.notebook, self.settings.home)
-        self.parameters = notebook_parameters(self.notebook)  # the parameters cell: names, types, defaults
-        self._defaults = _literal_defaults(self.parameters)
+        self.parameters = notebook_parameters(parsed)  # the parameters cell: names, types, defaults
+        self._defaults = literal_defaults(self.parameters)
+        self.code = notebook_code_text(parsed)
         self.output_dir = Path(options.output_dir or Path("pykernel-ext-runs") / self.notebook.stem)
 
     def run(self, parameter_sets: list[dict[str, Any]], progress: Callable[[dict[str, int]], None] | None = None,
@@ -106,8 +119,8 @@ class BatchRunner:
         """
         store = open_store(self.settings)
         blob = store.blobs.put_bytes(self.notebook_bytes)
-        runs = [self._start(params, blob, reproduces) for params in parameter_sets]
         folder = Path(cwd) if cwd else self.notebook.resolve().parent
+        runs = [self._start(params, blob, reproduces, folder) for params in parameter_sets]
         tasks = [self._task(run, params, reproduces, folder) for run, params in zip(runs, parameter_sets)]
         counts = {"total": len(tasks), "done": 0, "running": 0, "failed": 0}
         results: dict[str, BatchResult] = {}
@@ -129,20 +142,23 @@ class BatchRunner:
 
     # ---- parts ---------------------------------------------------------------------------------
 
-    def _start(self, params: dict[str, Any], blob: str, reproduces: str | None) -> Run:
-        context = RunContext(kind="notebook", notebook=self.label, code_hash=code_hash(self.notebook_bytes.decode("utf-8")),
-                             reproduces=reproduces)
+    def _start(self, params: dict[str, Any], blob: str, reproduces: str | None, folder: Path) -> Run:
+        # The run's code is the notebook's code cells (not its JSON: outputs and metadata are no code), as
+        # its exported script records it; relative paths among its parameters are the kernel's, the
+        # notebook's folder.
+        context = RunContext(kind="notebook", notebook=self.label, source=self.code, namespace={},
+                             reproduces=reproduces, cwd=str(folder))
         name = self.options.name or self.notebook.stem
         options = TrackOptions(name=name, params=self._effective(params))
         run = Run(options, context, self.settings)
         run.start(capture_output=False, sample_resources=False, activate=False)
         run.details["notebook_file"] = {"path": self.label, "blob": blob, "kernel": self.kernel,
-                                   "size": len(self.notebook_bytes)}
+                                        "size": len(self.notebook_bytes), "timeout": self.options.timeout}
         return run
 
     def _task(self, run: Run, params: dict[str, Any], reproduces: str | None, cwd: Path) -> NotebookTask:
         return NotebookTask(run_id=run.id, notebook_label=self.label, notebook_bytes=self.notebook_bytes,
-                            parameters=params, effective_parameters=self._effective(params),
+                            parameters=params, language=self.language,
                             kernel=self.kernel, cwd=str(cwd),
                             timeout=self.options.timeout, reproduces=reproduces)
 
@@ -191,16 +207,6 @@ class BatchRunner:
         return path
 
 
-def _literal_defaults(parameters: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    import ast
-
-    defaults: dict[str, Any] = {}
-    for name, spec in parameters.items():
-        with contextlib.suppress(ValueError, SyntaxError, TypeError):
-            defaults[name] = ast.literal_eval(spec["default"])
-    return defaults
-
-
 def _children_metrics(store, children: list[str]) -> dict[str, float]:
     """Last value of each metric over the children, in start order (the final cell's word wins)."""
     merged: dict[str, float] = {}
@@ -210,13 +216,16 @@ def _children_metrics(store, children: list[str]) -> dict[str, float]:
 
 
 def _describe(error: dict[str, Any] | None) -> str:
+    """`cell 5 (`assert loss < 1`): AssertionError: ...`: the cell counted from 1 in the notebook as the
+    user wrote it, quoted from the cell papermill marked."""
     if not error:
         return ""
-    where = f"cell {error['cell_index']}" if error.get("cell_index") is not None else "the notebook"
+    number = error.get("cell_number")
+    where = f"cell {number}" if number is not None else "the notebook"
     first_line = (error.get("cell_source") or "").strip().splitlines()[:1]
     if first_line:
         where += f" (`{first_line[0][:60]}`)"
-    return f"{where}: {error['ename']}: {error['evalue']}"
+    return f"{where}: {error['ename']}: {error['evalue']}".rstrip(": ")
 
 
 def _label(path: Path, home: Path) -> str:

@@ -1,11 +1,11 @@
-"""What a cell's code reads and writes, and the "code closure": the notebook-defined functions and
-classes it calls, followed transitively, so a run can be understood without the rest of the notebook.
+"""What a cell's code reads and writes, its code hash, and the body of a script's `with track():` block.
+
+The code closure (what the code reaches beyond its own text) lives in `closure.py`.
 """
 from __future__ import annotations
 
 import ast
 import functools
-import inspect
 import textwrap
 import types
 from dataclasses import dataclass, field
@@ -37,6 +37,34 @@ def code_hash(source: str) -> str:
     import blake3
 
     return blake3.blake3(normalize_source(source).encode("utf-8")).hexdigest()
+
+
+# Cell magics whose body is Python the kernel runs in the notebook's namespace: stacked under %%track
+# (`%%track` then `%%time`), the body is what the run's code reads and writes.
+PYTHON_BODY_MAGICS = frozenset({"time", "timeit", "capture", "prun", "memit", "track"})
+
+
+def peel_cell_magics(source: str) -> tuple[list[tuple[str, str]], str]:
+    """The Python-body cell magics stacked at the top of `source` (name, option line), and the body."""
+    magics: list[tuple[str, str]] = []
+    while source.startswith("%%"):
+        first, _, rest = source.partition("\n")
+        name, _, line = first[2:].partition(" ")
+        if name.strip() not in PYTHON_BODY_MAGICS:
+            break
+        magics.append((name.strip(), line.strip()))
+        source = rest
+    return magics, source
+
+
+def magic_assignments(magics: list[tuple[str, str]]) -> list[str]:
+    """Names the stacked magics themselves assign (`%%capture out` binds `out`)."""
+    names = []
+    for name, line in magics:
+        words = [w for w in line.split() if not w.startswith("-")]
+        if name == "capture" and words and words[-1].isidentifier():
+            names.append(words[-1])
+    return names
 
 
 @functools.lru_cache(maxsize=512)
@@ -158,81 +186,21 @@ def _argument_names(args: ast.arguments) -> set[str]:
     return names
 
 
-# ---- code closure ----------------------------------------------------------------------------
+# ---- code closure (capture/closure.py; kept importable from here) ------------------------------------
+
+
+def code_closure(reads, namespace, module_name: str = "__main__", base=None):
+    """See `closure.code_closure`."""
+    from .closure import code_closure as _closure
+
+    return _closure(reads, namespace, module_name, base)
 
 
 def is_notebook_defined(obj: Any, module_name: str = "__main__") -> bool:
-    """A function or class defined in the notebook (or script) itself, not imported from a library."""
+    """See `closure.is_notebook_defined`."""
     if isinstance(obj, (types.FunctionType, type)):
         return getattr(obj, "__module__", None) == module_name
     return False
-
-
-@dataclass
-class CodeClosure:
-    """Notebook-defined functions/classes a cell reaches, and the other globals they read."""
-
-    entries: list[dict[str, Any]]
-    globals_read: list[str]
-
-
-def code_closure(reads: tuple[str, ...] | list[str], namespace: dict[str, Any],
-                 module_name: str = "__main__") -> CodeClosure:
-    """Source of the notebook-defined functions and classes reachable from `reads`, transitively.
-
-    Each entry: name, kind ("function" | "class"), source, hash; or an `error` when no source exists.
-    `globals_read` lists the namespace names those functions read (a learning rate a training function
-    uses is a parameter of the cell that calls it).
-    """
-    seen: dict[str, dict[str, Any]] = {}
-    globals_read: dict[str, None] = {}
-    pending = [n for n in reads if n in namespace]
-    while pending:
-        name = pending.pop(0)
-        if name in seen:
-            continue
-        obj = namespace.get(name)
-        obj = inspect.unwrap(obj) if isinstance(obj, types.FunctionType) else obj
-        if not is_notebook_defined(obj, module_name):
-            continue
-        seen[name] = _closure_entry(name, obj)
-        for used in _global_names_used(obj):
-            if used in namespace and used not in seen:
-                pending.append(used)
-                globals_read.setdefault(used)
-    return CodeClosure(list(seen.values()), [g for g in globals_read if g not in seen and g not in reads])
-
-
-def _closure_entry(name: str, obj: Any) -> dict[str, Any]:
-    kind = "class" if isinstance(obj, type) else "function"
-    try:
-        source = textwrap.dedent(inspect.getsource(obj))
-    except (OSError, TypeError) as exc:
-        return {"name": name, "kind": kind, "source": None, "hash": None, "error": f"source not available: {exc}"}
-    return {"name": name, "kind": kind, "source": source, "hash": code_hash(source)}
-
-
-def _global_names_used(obj: Any) -> list[str]:
-    if isinstance(obj, types.FunctionType):
-        return _code_global_names(obj.__code__)
-    names: list[str] = []
-    if isinstance(obj, type):
-        names += [base.__name__ for base in obj.__bases__]
-        for member in vars(obj).values():
-            func = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
-            if isinstance(func, property):
-                func = func.fget
-            if isinstance(func, types.FunctionType):
-                names += _code_global_names(func.__code__)
-    return names
-
-
-def _code_global_names(code: types.CodeType) -> list[str]:
-    names = list(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names += _code_global_names(const)
-    return names
 
 
 def with_block_source(filename: str, lineno: int) -> str | None:

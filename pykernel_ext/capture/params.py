@@ -1,20 +1,30 @@
-"""Parameters of a run: JSON-like values a cell reads, plus named and papermill parameters."""
+"""Parameters of a run: the parameter-like values its code reads, and those named explicitly.
+
+One rule for every entry point: a cell or block run records the parameters its code (with its closure)
+reads, plus those named with `--params` or `params=`; a notebook run and an exported script's run record
+all the notebook's parameters, as the parent of their cell runs.
+
+A parameter is a JSON-like value (numbers, strings, bools, None, small lists and dicts). A structured
+config (a dataclass, a pydantic or attrs model, a namespace, an OmegaConf config) is recorded field by
+field under dotted names (`cfg.lr`, `cfg.model.hidden`), never as its repr; data (arrays, tensors,
+frames, datasets) is hashed as data instead.
+"""
 from __future__ import annotations
 
-import ast
+import dataclasses
+import enum
 import json
 import math
-import os
-from pathlib import Path
+import types
+from pathlib import PurePath
 from typing import Any
-
-ENV_PARAMS = "PYKERNEL_EXT_PARAMS"  # JSON object set by `pykernel-ext run` for the kernels it starts
-PARAMETER_TAGS = ("parameters", "injected-parameters")
 
 _MAX_ITEMS = 64
 _MAX_DEPTH = 3
 _MAX_STRING = 2_000
 _MAX_JSON = 8_192
+_MAX_CONFIG_DEPTH = 6
+_MAX_CONFIG_FIELDS = 256
 
 MISSING = object()  # json_like() result for values that are not parameter-like
 
@@ -22,7 +32,8 @@ MISSING = object()  # json_like() result for values that are not parameter-like
 def json_like(value: Any) -> Any:
     """`value` as plain JSON data when it is a parameter-sized JSON-like value, else `MISSING`.
 
-    Numbers, strings, bools, None, and small lists/tuples/dicts of those. numpy scalars count as numbers.
+    Numbers, strings, bools, None, and small lists/tuples/dicts of those. numpy scalars count as numbers,
+    paths as their text, enum members as their value.
     """
     converted = _convert(value, 0)
     if converted is MISSING:
@@ -35,17 +46,17 @@ def json_like(value: Any) -> Any:
     return converted
 
 
-def is_json_like(value: Any) -> bool:
-    return json_like(value) is not MISSING
-
-
 def _convert(value: Any, depth: int) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None or (isinstance(value, (bool, int, str)) and not isinstance(value, enum.Enum)):
         if isinstance(value, str) and len(value) > _MAX_STRING:
             return MISSING
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return _convert(value.value, depth)
     kind = type(value).__module__
     if kind == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
         return _convert(value.item(), depth)
@@ -61,88 +72,94 @@ def _convert(value: Any, depth: int) -> Any:
 
 
 def params_from_namespace(names: list[str] | tuple[str, ...], namespace: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-like values among `names` in `namespace`, skipping private and shell names."""
+    """The parameters among `names` in `namespace` (private names skipped): JSON-like values as they
+    are, structured configs flattened to dotted names."""
     found: dict[str, Any] = {}
     for name in names:
         if name.startswith("_") or name not in namespace:
             continue
-        value = json_like(namespace[name])
-        if value is not MISSING:
-            found[name] = value
+        found.update(parameter_values(name, namespace[name]))
     return found
 
 
-def params_from_environment() -> dict[str, Any]:
-    """Parameters a `pykernel-ext run` driver handed to this kernel."""
-    raw = os.environ.get(ENV_PARAMS)
-    if not raw:
+def parameter_values(name: str, value: Any) -> dict[str, Any]:
+    """`{name: value}` for a JSON-like value, the flattened fields of a config, else nothing."""
+    if isinstance(value, (types.ModuleType, types.FunctionType, type)):
         return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
+    plain = json_like(value)
+    if plain is not MISSING:
+        return {name: plain}
+    fields = config_fields(value)
+    if fields is None and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        fields = value  # a dict config too big or deep for one value: field by field
+    if fields is None:
         return {}
-    return value if isinstance(value, dict) else {}
+    flat: dict[str, Any] = {}
+    _flatten(name, fields, flat, 1)
+    return flat
 
 
-_notebook_cache: dict[str, tuple[int, tuple[str, ...]]] = {}
-
-
-def papermill_parameter_names(notebook_path: str | os.PathLike | None) -> tuple[str, ...]:
-    """Names assigned in the notebook's `parameters` / `injected-parameters` cells (cached by mtime)."""
-    if not notebook_path:
-        return ()
-    path = Path(notebook_path)
-    try:
-        mtime = path.stat().st_mtime_ns
-    except OSError:
-        return ()
-    cached = _notebook_cache.get(str(path))
-    if cached and cached[0] == mtime:
-        return cached[1]
-    names = _parameter_names_in(path)
-    _notebook_cache[str(path)] = (mtime, names)
-    return names
-
-
-def _parameter_names_in(path: Path) -> tuple[str, ...]:
-    try:
-        notebook = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ()
-    names: dict[str, None] = {}
-    for cell in notebook.get("cells", []):
-        tags = cell.get("metadata", {}).get("tags", [])
-        if cell.get("cell_type") != "code" or not any(t in PARAMETER_TAGS for t in tags):
+def _flatten(prefix: str, fields: dict[str, Any], out: dict[str, Any], depth: int) -> None:
+    for key, value in fields.items():
+        if len(out) >= _MAX_CONFIG_FIELDS:
+            return
+        name = f"{prefix}.{key}"
+        plain = json_like(value)
+        if plain is not MISSING:
+            out[name] = plain
             continue
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else source
-        names.update(dict.fromkeys(_assigned_names(source)))
-    return tuple(names)
+        inner = config_fields(value)
+        if inner is None and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            inner = value
+        if inner is not None and depth < _MAX_CONFIG_DEPTH:
+            _flatten(name, inner, out, depth + 1)
 
 
-_INJECTED_MARKER = "# Parameters"  # the first line papermill's Python translator writes
-
-
-def injected_parameter_names(history: list[str] | None) -> tuple[str, ...]:
-    """Names assigned by a papermill-injected parameters cell found in the kernel's input history.
-
-    Works when the kernel does not know its notebook's path (a plain `papermill` run).
-    """
-    names: dict[str, None] = {}
-    for source in history or ():
-        if isinstance(source, str) and source.lstrip().startswith(_INJECTED_MARKER):
-            names.update(dict.fromkeys(_assigned_names(source)))
-    return tuple(names)
-
-
-def _assigned_names(source: str) -> list[str]:
+def config_fields(value: Any) -> dict[str, Any] | None:
+    """The fields of a structured config object, or None when `value` is not one."""
+    cls = type(value)
     try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    found = []
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else (
-            [node.target] if isinstance(node, ast.AnnAssign) else [])
-        found += [t.id for t in targets if isinstance(t, ast.Name)]
-    return found
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        model_fields = getattr(cls, "model_fields", None)  # pydantic 2
+        if isinstance(model_fields, dict) and callable(getattr(value, "model_dump", None)):
+            return {name: getattr(value, name) for name in model_fields}
+        legacy_fields = getattr(cls, "__fields__", None)  # pydantic 1
+        if isinstance(legacy_fields, dict) and callable(getattr(value, "dict", None)):
+            return {name: getattr(value, name) for name in legacy_fields}
+        attrs_fields = getattr(cls, "__attrs_attrs__", None)
+        if attrs_fields is not None:
+            return {a.name: getattr(value, a.name) for a in attrs_fields}
+        if isinstance(value, types.SimpleNamespace) or (cls.__name__ == "Namespace" and cls.__module__ == "argparse"):
+            return dict(vars(value))
+        if cls.__module__.startswith("omegaconf"):
+            from omegaconf import OmegaConf
+
+            container = OmegaConf.to_container(value, resolve=True)
+            return container if isinstance(container, dict) else None
+    except Exception:  # noqa: BLE001 - a config whose fields cannot be read is not recorded as one
+        return None
+    return None
+
+
+def explicit_params(names: list[str], namespace: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """What `--params a,b` records: (parameters, names holding data to hash instead, names not defined).
+
+    A value neither JSON-like, nor a config, nor data is recorded as its repr, clipped: the user asked."""
+    from .datasets import is_dataset_value
+    from ..hashing import is_data_value
+
+    params: dict[str, Any] = {}
+    data: list[str] = []
+    missing: list[str] = []
+    for name in names:
+        if name not in namespace:
+            missing.append(name)
+            continue
+        value = namespace[name]
+        if is_data_value(value) or is_dataset_value(value):
+            data.append(name)
+            continue
+        found = parameter_values(name, value)
+        params.update(found or {name: repr(value)[:200]})
+    return params, data, missing

@@ -337,6 +337,10 @@ class RunsAPI:
         run["metric_series"] = {k: downsample(v) for k, v in (run.get("metric_series") or {}).items()}
         run["gpu_samples"] = _downsample_rows(run.get("gpu_samples") or [])
         run["logs_text"] = self._logs_text(run.get("logs") or {})
+        if run.get("code"):  # the user's modules' source is kept once, as a blob: shown with the run
+            from ..capture.closure import with_module_sources
+
+            run["code"] = with_module_sources(run["code"], store.blobs.read_text)
         return run
 
     def _logs_text(self, logs: dict[str, Any]) -> dict[str, Any]:
