@@ -29,7 +29,8 @@ KNOWN_LINE_MAGICS = frozenset("""
     macro magic mamba man matplotlib micromamba mkdir more mv notebook page paste pastebin pdb pdef pdoc pfile
     pinfo pinfo2 pip popd pprint precision prun psearch psource pushd pwd pycat pylab qtconsole quickref recall
     rehashx reload_ext rep rerun reset reset_selective rm rmdir run save sc set_env sx system tb time timeit
-    unalias unload_ext uv who who_ls whos xdel xmode autoreload aimport remote_jobs""".split())
+    unalias unload_ext uv who who_ls whos xdel xmode autoreload aimport remote_jobs remote_pull
+    remote_push remote_session""".split())
 KNOWN_CELL_MAGICS = frozenset("""
     ! HTML SVG bash capture code_wrap debug file html javascript js latex markdown perl prun pypy python
     python2 python3 ruby script sh svg sx system time timeit writefile track remote""".split())
@@ -217,6 +218,18 @@ def _line_magic(name: str, args: str, target: str | None, known: set[str], origi
         return Translated([f"_argv, sys.argv = sys.argv, [{argv}]", run, "sys.argv = _argv"], {"runpy", "sys"})
     if name == "remote_jobs":
         return Translated(["print(pykernel_ext.remote.format_jobs())"], {"pykernel_ext.remote"})
+    if name in ("remote_pull", "remote_push") and len(args.split()) >= 2:
+        session, *names = args.split()
+        method = name.removeprefix("remote_")
+        return Translated([f"pykernel_ext.remote.session({session!r}).{method}({names!r}, globals())"],
+                          {"pykernel_ext.remote"})
+    if name == "remote_session":
+        words = args.split()
+        if not words or words == ["list"]:
+            return Translated(["print(pykernel_ext.remote.format_sessions())"], {"pykernel_ext.remote"})
+        if len(words) == 2 and words[0] == "close":
+            target = "" if words[1] == "--all" else repr(words[1])
+            return Translated([f"pykernel_ext.remote.close_session({target})"], {"pykernel_ext.remote"})
     if name not in KNOWN_LINE_MAGICS and OTHER_EXTENSIONS not in known:
         return unknown_magic(original, f"Line magic function `%{name}` not found.")
     return _untranslatable(original, f"%{name} has no plain-Python equivalent")
@@ -478,6 +491,10 @@ def remote_cell(line: str, body: str, known: set[str]) -> Translated:
     kwargs += [f"{key}={getattr(args, key)!r}" for key in ("push", "pull") if getattr(args, key)]
     if args.no_wait:
         kwargs.append("wait=False")
+    if args.session:  # the same session semantics: state stays on the worker across the script's calls
+        kwargs.append(f"session={expand(args.session, known)}")
+        if args.home_limit is not None:
+            kwargs.append(f"home_bytes={args.home_limit}")
     kwargs += _track_kwargs(args, known, remote=True)
     call = f"pykernel_ext.remote.remote({string_literal(code)}, globals(){''.join(', ' + k for k in kwargs)})"
     if args.no_wait:

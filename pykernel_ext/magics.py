@@ -372,9 +372,7 @@ class RemoteMagics(Magics):
         """%remote_pull SESSION NAME [NAME ...]: bring values home from a remote session, as one graph (a
         model and its optimizer stay linked, and to the notebook's own objects they were made from)."""
         session, names = self._session_and_names("%remote_pull", line)
-        from .remote import _local_cuda
-
-        values = session.pull(names, self.shell.user_ns, cuda=_local_cuda())
+        values = session.pull(names, self.shell.user_ns)
         print(f"pulled from session {session.name!r}: {', '.join(values)}")
 
     @line_magic

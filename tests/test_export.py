@@ -302,6 +302,35 @@ def test_remote_cells_run_on_the_embedded_cluster(store_home, capsys):
         assert recorded[name]["params"]["n"] == 5
 
 
+def test_session_cells_export_to_the_python_api_with_the_same_semantics(store_home, capsys):
+    import papermill
+
+    source = notebook(
+        store_home / "session.ipynb",
+        "%load_ext pykernel_ext",
+        ("n = 3", ["parameters"]),
+        "%%remote --session s --name first\nimport torch\nacc = 0\nweights = torch.zeros(300_000)",
+        "%%remote --session s --name second\nacc += n\nweights += n",
+        "%remote_pull s weights",
+        'print("VALUES", acc, float(weights.sum()))',
+        "%remote_session close s",
+    )
+    assert export_to(source, capsys=capsys)[0] == 0
+    script = (store_home / "session.py").read_text()
+    assert "session='s'" in script and "pykernel_ext.remote.session('s').pull(['weights'], globals())" in script
+    done = run_script(store_home / "session.py", "--n", "5", timeout=180)
+    assert done.returncode == 0, done.stderr
+    papermill.execute_notebook(str(source), str(store_home / "out.ipynb"), parameters={"n": 5},
+                               kernel_name="python3", progress_bar=False, cwd=str(store_home))
+    executed = json.loads((store_home / "out.ipynb").read_text())
+    notebook_says = "".join(o.get("text", "") if isinstance(o.get("text"), str) else "".join(o.get("text", []))
+                            for c in executed["cells"] for o in c.get("outputs", []) if o.get("name") == "stdout")
+    expected = f"VALUES 5 {5.0 * 300_000}"
+    assert expected in done.stdout and expected in notebook_says, "the script and the notebook agree"
+    recorded = runs_by_name()
+    assert recorded["second"]["tags"]["session"] == "s"
+
+
 def test_bad_input_is_a_clear_error_and_writes_nothing(store_home, capsys):
     missing = export_to(store_home / "nope.ipynb", capsys=capsys)
     assert missing[0] == 2 and "does not exist" in missing[2]

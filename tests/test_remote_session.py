@@ -175,7 +175,7 @@ def test_the_python_api_has_the_same_session_semantics(shell, store_home, sessio
     s.push(["w"], ns)
     s.run("m = float(w.sum())", ns)
     assert ns["m"] == 30.0
-    assert s.pull(["w"], ns, cuda=False)["w"].sum() == 30.0 and ns["w"].sum() == 30.0
+    assert s.pull("w", ns)["w"].sum() == 30.0 and ns["w"].sum() == 30.0
     assert "w" in s.info()["variables"]
     s.close()
     with pytest.raises(Exception, match="gone"):

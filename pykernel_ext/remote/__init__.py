@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .session_kernel import RemoteSession
 
 __all__ = [
-    "remote", "submit_remote", "session", "sessions", "RemoteSession", "RemoteOptions", "RemoteJob", "Requirements", "JOBS", "format_jobs", "worker_gpus",
+    "remote", "submit_remote", "session", "sessions", "close_session", "format_sessions", "RemoteSession", "RemoteOptions", "RemoteJob", "Requirements", "JOBS", "format_jobs", "worker_gpus",
     "RemoteError", "RemoteUsageError", "RemoteCellError", "ShippingError", "ResourceUnavailable", "WorkerDied",
     "RemoteTimeout", "ClusterUnavailable", "DEFAULT_HANDLE",
 ]
@@ -217,6 +217,24 @@ def sessions() -> list["RemoteSession"]:
     from .session_kernel import SESSIONS
 
     return list(SESSIONS.values())
+
+
+def close_session(name: str | None = None) -> None:
+    """Close this kernel's session `name` (every session when None), freeing its worker's GPU memory."""
+    from .session_kernel import close_all, forget
+
+    if name is None:
+        close_all()
+    elif forget(name) is None:
+        raise RemoteUsageError(f"no remote session named {name!r} in this process")
+
+
+def format_sessions() -> str:
+    """`%remote_session`'s table: each session's worker, resources, variables and sizes, GPU memory, idle time."""
+    from .session_format import format_sessions as table
+    from .session_kernel import SESSIONS
+
+    return table(list(SESSIONS.values()))
 
 
 def worker_gpus(scheduler_address: str | None = None, timeout: float = 2.0) -> list[dict[str, Any]]:

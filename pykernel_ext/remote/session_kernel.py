@@ -175,10 +175,17 @@ class RemoteSession:
         self.mirror.forget(handles)
         return self._pack(values)
 
-    def pull(self, names: list[str], namespace: dict[str, Any], *, cuda: bool) -> dict[str, Any]:
-        """Bring `names` home as one graph (links between them and to notebook objects hold)."""
+    def pull(self, names: list[str] | str, namespace: dict[str, Any] | None = None, *,
+             cuda: bool | None = None) -> dict[str, Any]:
+        """Bring `names` home into `namespace` (default: the caller's globals) as one graph: links between them
+        and to the notebook's own objects hold. Tensors that were on a GPU land on one when `cuda` (default:
+        when this process has CUDA), else on the CPU."""
+        from . import _local_cuda
         from .jobs import apply_results
 
+        names = [names] if isinstance(names, str) else list(names)
+        namespace = sys._getframe(1).f_globals if namespace is None else namespace
+        cuda = _local_cuda() if cuda is None else cuda
         self.ensure_open()
         with self._lock:
             self.wait_for_cells()
@@ -191,8 +198,10 @@ class RemoteSession:
             raise RemoteUsageError(f"could not pull from session {self.name!r}: {details}")
         return values
 
-    def push(self, names: list[str], namespace: dict[str, Any]) -> list[str]:
-        """Send notebook values into the session (whatever the cells read)."""
+    def push(self, names: list[str] | str, namespace: dict[str, Any] | None = None) -> list[str]:
+        """Send values of `namespace` (default: the caller's globals) into the session."""
+        names = [names] if isinstance(names, str) else list(names)
+        namespace = sys._getframe(1).f_globals if namespace is None else namespace
         self.ensure_open()
         with self._lock:
             self.wait_for_cells()
