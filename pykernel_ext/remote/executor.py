@@ -72,6 +72,7 @@ class DaskExecutor:
         self.direct = direct
         self.topic = f"pykernel-ext-remote-{client.id}"
         self._queues: dict[str, queue.Queue] = {}
+        self._subscribed = False
         self._lock = threading.Lock()
         _shorten_batching(client)
 
@@ -136,9 +137,12 @@ class DaskExecutor:
         """The queue receiving the worker events (output, start, end) of the cell with this key."""
         events: queue.Queue = queue.Queue()
         with self._lock:
-            if not self._queues:
-                # One subscription per kernel while cells run: the scheduler keeps a bounded log per topic.
+            if not self._subscribed:
+                # One subscription for the client's life. Subscribing per cell would cost a scheduler message
+                # each, and a session cell (sent straight to its worker, not through the scheduler) could print
+                # before the scheduler saw the subscription, losing its first lines.
                 self.client.subscribe_topic(self.topic, self._dispatch)
+                self._subscribed = True
             self._queues[key] = events
         return events
 
@@ -164,11 +168,6 @@ class DaskExecutor:
     def forget_events(self, key: str) -> None:
         with self._lock:
             self._queues.pop(key, None)
-            if not self._queues:
-                try:
-                    self.client.unsubscribe_topic(self.topic)
-                except Exception:  # noqa: BLE001 - a closed client has nothing to unsubscribe
-                    pass
 
     def interrupt(self, key: str, worker: str | None) -> bool:
         """Raise KeyboardInterrupt in the cell's thread on its worker; True if its code was running."""

@@ -22,7 +22,7 @@ from typing import Any
 from .errors import RemoteError, RemoteUsageError, ResourceUnavailable, WorkerDied
 from .executor import CHECK_SECONDS, DaskExecutor, Requirements, describe_workers
 from .graph import Mirror, Packed, StaleHandles, pack
-from .session_worker import HANDLER, SessionCell, hold_session
+from .session_worker import HANDLER, SessionCell, decode, encode, hold_session
 
 TASK_PREFIX = "pykernel-ext-session-"
 START_TIMEOUT_SECONDS = 30.0  # a session waiting this long for its worker (resources held by others) fails
@@ -117,11 +117,11 @@ class RemoteSession:
         """Send a request from any thread; returns a concurrent.futures.Future of the raw answer."""
         import asyncio
 
-        from distributed.protocol import to_serialize
+        message = encode(request) if request is not None else None
 
         async def send() -> Any:
             return await self.executor.client.rpc(self.address).pykernel_ext_session(
-                session=self.name, action=action, request=to_serialize(request) if request is not None else None)
+                session=self.name, action=action, request=message)
 
         return asyncio.run_coroutine_threadsafe(send(), self.executor.client.loop.asyncio_loop)
 
@@ -138,7 +138,9 @@ class RemoteSession:
             self.ensure_open()
         if answer.get("status") == "uncaught-error":
             raise RemoteError(f"the session's worker failed to answer: {answer.get('exception')}")
-        return answer.get("result") if "result" in answer else answer.get("info", answer)
+        if "result" in answer:
+            return decode(answer["result"])
+        return decode(answer["info"]) if "info" in answer else answer
 
     def plan(self, names: list[str], namespace: dict[str, Any]) -> SessionCellPlan:
         """Pack the notebook values among `names` that changed since they were last sent."""
@@ -374,7 +376,7 @@ def _rpc_info(executor: DaskExecutor, address: str, name: str) -> dict[str, Any]
         return await executor.client.rpc(address).pykernel_ext_session(session=name, action="info", request=None)
 
     answer = executor.client.sync(ask, callback_timeout=5)
-    return answer.get("info") or {} if isinstance(answer, dict) else {}
+    return decode(answer.get("info")) or {} if isinstance(answer, dict) else {}
 
 
 def _wait_until_serving(executor: DaskExecutor, key: str, future: Any, name: str,
