@@ -252,7 +252,7 @@ class Run:
             "cost": self._guard("cost", lambda: _cost(duration, resources, self.settings), {}),
             **(extra_details or {}),
         })
-        self._attach_git()
+        git_pending = self._attach_git()
         outcome = {
             "status": self.status, "ended_at": self.ended_at, "started_at": self.started_at,
             "duration_s": duration, "error_type": type(error).__name__ if error else None,
@@ -267,6 +267,9 @@ class Run:
             rows, self._metric_rows = self._metric_rows, []
         self._write("finish", lambda store: store.finish_run(
             self.id, outcome, self.details, rows, artifacts, gpu_samples, drop_log_chunks=self._live_logs_written))
+        if git_pending:
+            # Only now: a capture that lands meanwhile calls back at once, after the run's end is written.
+            self._git_future.add_done_callback(self._attach_late_git)
 
     # ---- pieces of the lifecycle ------------------------------------------------------------
 
@@ -366,23 +369,31 @@ class Run:
             record[f"{stream}_blob"] = store.blobs.put_text(text) if (store and text) else None
         return record
 
-    def _attach_git(self) -> None:
+    def _attach_git(self) -> bool:
+        """Put git in the details if its capture is done; True when it is still running (it costs
+        ~20 ms), so the run is written now and git added when it lands."""
         future = self._git_future
         if future is None:
-            return
-        if future.done():
-            self.details["git"] = self._guard("git", future.result, None)
-            return
-        # Git is still running (it costs ~20 ms): record the run now and add git when it lands.
-        future.add_done_callback(self._attach_late_git)
+            return False
+        if not future.done():
+            return True
+        self.details["git"] = self._git_record(future)
+        return False
+
+    def _git_record(self, future) -> dict[str, Any] | None:
+        """The git capture's record; a failed capture also becomes a warning on the run."""
+        try:
+            record = future.result()
+        except Exception as exc:  # noqa: BLE001 - a git failure must not lose the run; it becomes a warning
+            self._warn(f"git not recorded: {type(exc).__name__}: {exc}")
+            return None
+        if isinstance(record, dict) and record.get("error"):
+            self._warn(f"git state incomplete: {record['error']}")
+        return record
 
     def _attach_late_git(self, future) -> None:
         """Runs on the git thread after the run was written: add git, or say on the run why it is missing."""
-        try:
-            patch = {"git": future.result()}
-        except Exception as exc:  # noqa: BLE001 - a git failure must not lose the run; it is recorded below
-            self._warn(f"git not recorded: {type(exc).__name__}: {exc}")
-            patch = {"warnings": list(self.warnings)}
+        patch = {"git": self._git_record(future), "warnings": list(self.warnings)}
         store = self._store()
         if store is None:
             return  # the run itself was not recorded; the user was warned once already
