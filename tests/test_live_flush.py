@@ -93,7 +93,7 @@ def jp_root_dir(store_home: Path) -> Path:
 
 
 @pytest.fixture
-def jp_server_config() -> dict:
+def jp_server_config(store_home: Path) -> dict:  # store_home first: it and jp_home_dir share a name
     return {"ServerApp": {"jpserver_extensions": {"pykernel_ext": True}}}
 
 
