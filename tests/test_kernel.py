@@ -5,13 +5,12 @@ import json
 import os
 import re
 import signal
-import time
 from pathlib import Path
 
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-from conftest import cli
+from conftest import cli, wait_for
 from kernel_helpers import execute
 
 
@@ -58,18 +57,10 @@ def test_killed_kernel_leaves_an_interrupted_run(kernel, store_home):
     manager, client = kernel
     execute(client, "%load_ext pykernel_ext")
     msg_id = client.execute("%%track --name long\nimport time\ntime.sleep(120)")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        listed = json.loads(cli("runs", "list", "--json").stdout or "[]")
-        if listed and listed[0]["status"] == "running":
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("the tracked cell never showed up as running")
+    wait_for(lambda: json.loads(cli("runs", "list", "--json").stdout or "[]"),
+             lambda listed: listed and listed[0]["status"] == "running", timeout=60)
     manager.signal_kernel(signal.SIGKILL)  # as the OOM killer or a crash would: no chance to clean up
-    deadline = time.monotonic() + 30
-    while manager.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(manager.is_alive, lambda alive: not alive)
     listed = json.loads(cli("runs", "list", "--json").stdout)
     assert msg_id and listed[0]["status"] == "interrupted"
     assert "ended before the run finished" in listed[0]["error_message"]

@@ -409,20 +409,18 @@ async def test_events_push_run_changes_and_gpu_samples(http_server_client, jp_ba
                                                       jp_serverapp, server_store):
     hub = jp_serverapp.web_app.settings["pykernel_ext"]["hub"]
     ids: list[str] = []
-
-    async def write_runs() -> None:
-        await asyncio.sleep(0.3)
-        ids.append(add_run(server_store, status="running", name="live"))
-        await asyncio.sleep(1.2)
-        server_store.finish_run(ids[0], {"status": "ok", "duration_s": 1.0}, {})
-
-    writer = asyncio.ensure_future(write_runs())
+    ended: list[bool] = []
 
     def finished(text: str) -> bool:
+        # Each write waits for the channel to show the state before it: subscribed, then the run running.
+        if not ids and text.startswith("retry:"):
+            ids.append(add_run(server_store, status="running", name="live"))
+        elif ids and not ended and '"status":"running"' in text:
+            ended.append(True)
+            server_store.finish_run(ids[0], {"status": "ok", "duration_s": 1.0}, {})
         return bool(ids) and '"status":"ok"' in text and "event: gpus" in text
 
     text = await _read_events(http_server_client, f"{jp_base_url}{API}/events", jp_auth_header, finished)
-    await writer
     assert text.startswith("retry:")
     runs_events = [json.loads(block.split("data: ", 1)[1]) for block in text.split("\n\n")
                    if block.startswith("event: runs")]
