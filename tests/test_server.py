@@ -12,7 +12,6 @@ import os
 import sys
 import threading
 import time
-import types
 import uuid
 from pathlib import Path
 
@@ -300,25 +299,7 @@ async def test_damaged_log_reference_keeps_the_run_readable(jp_fetch, artifact_r
 # ---- GPUs ----------------------------------------------------------------------------------------------
 
 
-async def test_gpus_local_and_cluster(jp_fetch, jp_serverapp, monkeypatch):
-    from pykernel_ext.gpu import gpu_status
-
-    sample = {"index": 0, "uuid": "GPU-1", "name": "Fake A100", "utilization_percent": 42.0,
-              "memory_used_bytes": 1, "memory_total_bytes": 2, "power_watts": None, "temperature_c": None,
-              "timestamp": time.time()}
-    fake = types.ModuleType("pykernel_ext.remote.cluster")
-    fake.worker_gpus = lambda scheduler_address=None, timeout=2.0: [
-        {"worker": "tcp://10.0.0.2:3333", "host": "gpu-box", "name": "w0", "resources": {"GPU": 1},
-         "gpus": [sample], "nthreads": 4, "memory_limit": 10}]
-    monkeypatch.setitem(sys.modules, "pykernel_ext.remote.cluster", fake)
-    report = await get_json(jp_fetch, "gpus")
-    local, worker = report["hosts"]
-    status = gpu_status()
-    assert local["source"] == "local" and local["available"] is status.available
-    if not status.available:
-        assert local["gpus"] == [] and local["reason"]  # the clear "no GPU" state
-    assert worker["source"] == "dask" and worker["host"] == "gpu-box" and worker["gpus"][0]["name"] == "Fake A100"
-    assert report["gpu_count"] == len(local["gpus"]) + 1
+# The GPU panel over a real Dask cluster: tests/test_server_cluster.py.
 
 
 async def test_gpus_local_samples_when_a_gpu_is_visible(jp_fetch, jp_serverapp, monkeypatch):
