@@ -146,20 +146,31 @@ def _notebook(executed: Path) -> dict[str, Any] | None:
 
 
 def _cell_source(executed: Path, index: int | None) -> str | None:
-    notebook = _notebook(executed)
-    if notebook is None or index is None or not 0 <= index < len(notebook.get("cells", [])):
+    cells = _executed_cells(_notebook(executed))
+    if index is None or not 0 <= index < len(cells):
         return None
-    source = notebook["cells"][index].get("source", "")
+    source = cells[index].get("source", "")
     return "".join(source) if isinstance(source, list) else source
 
 
+def _executed_cells(notebook: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The cells as papermill numbered them while executing: the error banners it adds afterwards (markdown
+    cells tagged papermill-error-cell-tag, one at the top) would shift every index by one or two."""
+    return [cell for cell in (notebook or {}).get("cells", [])
+            if "papermill-error-cell-tag" not in cell.get("metadata", {}).get("tags", [])]
+
+
 def _running_cell(executed: Path) -> int | None:
-    """The cell papermill marked as running when the execution stopped (it saves after every cell)."""
-    notebook = _notebook(executed)
-    for index, cell in enumerate((notebook or {}).get("cells", [])):
-        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
+    """The cell the execution stopped in (it saves after every cell): the one papermill marked running,
+    else the last one it started (after a timeout papermill marks the cell completed)."""
+    started = None
+    for index, cell in enumerate(_executed_cells(_notebook(executed))):
+        marks = cell.get("metadata", {}).get("papermill", {})
+        if marks.get("status") == "running":
             return index
-    return None
+        if marks.get("start_time"):
+            started = index
+    return started
 
 
 def _children_cpu() -> float:
