@@ -124,7 +124,6 @@ def test_environment_cache_sees_change_in_same_mtime_tick(tmp_path: Path, monkey
     # A folder's mtime can have a coarse clock tick, so an install right after the listing may leave it
     # unchanged. Reproduce that exactly: put the folder's mtime back to what the listing saw.
     monkeypatch.syspath_prepend(str(tmp_path))
-    os.utime(tmp_path)  # the folder just changed (an earlier install), then it is listed
     capture_environment()
     seen = os.stat(tmp_path).st_mtime_ns
     dist_info = tmp_path / "pkx_quick-0.1.dist-info"

@@ -54,11 +54,9 @@ def _dir_mtimes(dirs: tuple[str, ...]) -> tuple[int | None, ...]:
     return tuple(out)
 
 
-def _trusted(mtimes: tuple[int | None, ...], stat_at: int) -> tuple[int | None, ...]:
-    """`mtimes` (read at `stat_at`) with the too-recent ones replaced by a value no stat returns, so they are
-    looked at again. Measured from the stat, not from now: a listing slower than _RACY_NS (a loaded machine)
-    would otherwise trust an mtime that a change made during the listing left unchanged."""
-    recent = stat_at - _RACY_NS
+def _trusted(mtimes: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    """`mtimes` with the too-recent ones replaced by a value no stat returns, so they are looked at again."""
+    recent = time.time_ns() - _RACY_NS
     return tuple(_RACY if m is not None and m > recent else m for m in mtimes)
 
 
@@ -219,7 +217,6 @@ class _Snapshot:
 def _cached_snapshot() -> _Snapshot:
     global _snapshot
     dirs = _path_dirs()
-    stat_at = time.time_ns()
     mtimes = _dir_mtimes(dirs)
     torch_state = _torch_state()
     snap = _snapshot
@@ -233,11 +230,11 @@ def _cached_snapshot() -> _Snapshot:
             moved = [i for i, (a, b) in enumerate(zip(snap.mtimes, mtimes)) if a != b]
             if all(_metadata_entries(dirs[i]) == snap.entries[i] for i in moved):
                 torch = snap.torch if snap.torch_state == torch_state else _torch_info(snap.env["packages"])
-                _snapshot = replace(snap, mtimes=_trusted(mtimes, stat_at), torch_state=torch_state, torch=torch)
+                _snapshot = replace(snap, mtimes=_trusted(mtimes), torch_state=torch_state, torch=torch)
                 return _snapshot
         entries = tuple(_metadata_entries(d) for d in dirs)
         env = _build()
-        _snapshot = _Snapshot(dirs, _trusted(mtimes, stat_at), entries, env, torch_state, _torch_info(env["packages"]))
+        _snapshot = _Snapshot(dirs, _trusted(mtimes), entries, env, torch_state, _torch_info(env["packages"]))
         return _snapshot
 
 
