@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
-import json
 import sys
 from typing import Any, Callable
 
 from .compare import compare_runs
 from .errors import PykernelExtError
+from .json_output import dumps as json_dumps
 from .store import STATUSES, RunStore
 
 # Modules adding their own subcommands (each has `register(subparsers)`), imported only if present.
@@ -164,12 +164,16 @@ def cmd_runs_diff(args: argparse.Namespace) -> int:
 
 
 def _print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, sort_keys=True, default=str)
-    sys.stdout.write("\n")
+    # Strict JSON: a diverged metric's NaN or infinity is null (README, "Machine-readable output").
+    sys.stdout.write(json_dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def _read_logs(store: RunStore, run: dict[str, Any]) -> dict[str, str]:
-    logs = run.get("logs") or {}
+    logs = run.get("logs")
+    if not logs and run.get("status") == "running":
+        live = store.live_logs(run["id"])  # what live flushes have appended so far
+        return {s: live.get(s, "") for s in ("stdout", "stderr")}
+    logs = logs or {}
     return {s: store.blobs.read_text(logs[f"{s}_blob"]) if logs.get(f"{s}_blob") else "" for s in ("stdout", "stderr")}
 
 
@@ -180,7 +184,8 @@ def _print_run(run: dict[str, Any]) -> None:
         print(f"  notebook {run['notebook']}  cell {run.get('cell_id') or '-'}  [{run.get('execution_count')}]")
     if run.get("parent_id"):
         print(f"  parent {run['parent_id']}")
-    error = run.get("error")
+    error = run.get("error") or ({"type": run["error_type"], "message": run.get("error_message")}
+                                 if run.get("error_type") else None)
     if error:
         print(f"  error {error['type']}: {error['message']}")
     _print_mapping("params", run.get("params"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import socket
 import sys
@@ -28,12 +29,15 @@ from .capture.params import explicit_params, params_from_namespace
 from .capture.streams import OutputCapture
 from .config import Settings
 from .errors import DataPathNotFound, PykernelExtError
+from .live_flush import live_flusher
 from .store import RunStore
+
+logger = logging.getLogger(__name__)
 
 ENV_PARENT_RUN = "PYKERNEL_EXT_PARENT_RUN"
 ENV_NOTEBOOK = "PYKERNEL_EXT_NOTEBOOK"
 ENV_REPRODUCES = "PYKERNEL_EXT_REPRODUCES"  # set by `pykernel-ext reproduce` for the kernel it starts
-METRIC_FLUSH_SECONDS = 2.0
+METRIC_FLUSH_ROWS = 5000  # a burst of metric points is flushed at once, not only every few seconds
 
 
 class TrackingWarning(UserWarning):
@@ -126,8 +130,13 @@ class Run:
         self._metric_rows: list[tuple[str, int | None, float, float]] = []
         self._metric_counts: dict[str, int] = {}
         self._last_metrics: dict[str, float] = {}
-        self._unflushed = 0
-        self._last_flush = time.monotonic()
+        # Live flushes run on another thread: `_rows_lock` guards the pending metric points, `_flush_lock`
+        # keeps a flush from landing after `finish` has written the run's end.
+        self._rows_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._live = False
+        self._live_logs_written = False
+        self._live_warned = False
         self._extra_artifacts: list[Path] = []
         self._capture: OutputCapture | None = None
         self._sampler = None
@@ -143,17 +152,19 @@ class Run:
     def log(self, step: int | None = None, **values: Any) -> None:
         """Record metric values; each name keeps a step-wise series (steps count up when not given)."""
         now = time.time()
-        for key, raw in values.items():
-            value = _as_number(raw)
-            if value is None:
-                self._warn(f"metric {key}={raw!r} is not a number and was not recorded")
-                continue
-            index = self._metric_counts.get(key, 0)
-            self._metric_counts[key] = index + 1
-            self._metric_rows.append((key, index if step is None else int(step), value, now))
-            self._last_metrics[key] = value
-        if self.store and time.monotonic() - self._last_flush > METRIC_FLUSH_SECONDS:
-            self._flush_metrics()
+        with self._rows_lock:
+            for key, raw in values.items():
+                value = _as_number(raw)
+                if value is None:
+                    self._warn(f"metric {key}={raw!r} is not a number and was not recorded")
+                    continue
+                index = self._metric_counts.get(key, 0)
+                self._metric_counts[key] = index + 1
+                self._metric_rows.append((key, index if step is None else int(step), value, now))
+                self._last_metrics[key] = value
+            burst = self._live and len(self._metric_rows) >= METRIC_FLUSH_ROWS
+        if burst:
+            live_flusher().wake(self)
 
     def log_artifact(self, path: str | os.PathLike) -> None:
         """Store a file as an artifact of this run when it ends."""
@@ -200,16 +211,20 @@ class Run:
             "notebook": _notebook_label(ctx.notebook, self.settings), "cell_id": ctx.cell_id,
             "execution_count": ctx.execution_count, "started_at": self.started_at,
             "code_hash": ctx.code_hash or self.details["code"].get("hash"), "environment_id": environment_id,
-            "host": _hostname(), "owner_pid": os.getpid(), "owner_started_at": _process_started_at(),
+            "host": _hostname(), "owner_pid": os.getpid(), "owner_started_at": self._process_started_at(),
             "params": params, "tags": dict(opts.tags),
             "reproduces": ctx.reproduces or (os.environ.get(ENV_REPRODUCES) if ctx.kind == "cell" else None),
         }
         self._write("start", lambda store: store.begin_run(self.summary, self.details))
         self._artifacts_before = self._guard("artifacts", lambda: outputs.snapshot_artifacts(opts.artifacts, self.cwd), {})
+        self._live = self.store is not None  # nothing to flush into when the run could not be written
         if sample_resources:
             self._sampler = self._guard("resource sampling", self._start_sampler, None)
         if capture_output:
-            self._capture = OutputCapture(self.settings.log_cap_bytes).start()
+            on_pending = (lambda: live_flusher().wake(self)) if self._live else None
+            self._capture = OutputCapture(self.settings.log_cap_bytes, on_pending).start()
+        if self._live:
+            live_flusher().add(self)
         if activate:
             add_active(self)
         self.started_at = time.time()  # the run's clock starts when the code does
@@ -223,6 +238,7 @@ class Run:
         remove_active(self)
         if isinstance(error, SystemExit) and error.code in (None, 0):
             error = None  # sys.exit() / sys.exit(0) ends the code successfully
+        self._end_live_flushes()
         captured_logs = self._capture.stop() if self._capture else {}
         sampled = self._sampler.stop() if self._sampler else {}
         logs = logs if logs is not None else captured_logs
@@ -240,7 +256,7 @@ class Run:
             "cost": self._guard("cost", lambda: _cost(duration, resources, self.settings), {}),
             **(extra_details or {}),
         })
-        self._attach_git()
+        git_pending = self._attach_git()
         outcome = {
             "status": self.status, "ended_at": self.ended_at, "started_at": self.started_at,
             "duration_s": duration, "error_type": type(error).__name__ if error else None,
@@ -252,9 +268,13 @@ class Run:
             self._report_metrics_to_parent()
         self.summary.update(outcome)
         gpu_samples = resources.get("gpu_samples") or []
-        rows, self._metric_rows = self._metric_rows, []
+        with self._rows_lock:
+            rows, self._metric_rows = self._metric_rows, []
         self._write("finish", lambda store: store.finish_run(
-            self.id, outcome, self.details, rows, artifacts, gpu_samples))
+            self.id, outcome, self.details, rows, artifacts, gpu_samples, drop_log_chunks=self._live_logs_written))
+        if git_pending:
+            # Only now: a capture that lands meanwhile calls back at once, after the run's end is written.
+            self._git_future.add_done_callback(self._attach_late_git)
 
     def record_remote_outcome(self, error: BaseException | None, *, logs: dict[str, Any],
                               resources: dict[str, Any], worker: dict[str, Any], outputs: list | None,
@@ -346,6 +366,20 @@ class Run:
             _known_environments.add((store.store_dir, env_id))
         return env_id
 
+    def _process_started_at(self) -> float | None:
+        """When this process started: with the pid, it tells a reader whether the run's owner still lives."""
+        pid = os.getpid()
+        if pid not in _process_start:
+            try:
+                import psutil
+
+                _process_start[pid] = psutil.Process(pid).create_time()
+            except Exception as exc:  # noqa: BLE001 - recorded on the run: the check it enables is lost
+                self._warn(f"this process's start time is unknown ({type(exc).__name__}: {exc}): if the "
+                           "process dies and its pid is reused, this run keeps reading 'running'")
+                return None
+        return _process_start[pid]
+
     def _start_sampler(self):
         from .capture.hardware import ResourceSampler
 
@@ -379,29 +413,71 @@ class Run:
             record[f"{stream}_blob"] = store.blobs.put_text(text) if (store and text) else None
         return record
 
-    def _attach_git(self) -> None:
+    def _attach_git(self) -> bool:
+        """Put git in the details if its capture is done; True when it is still running (it costs
+        ~20 ms), so the run is written now and git added when it lands."""
         future = self._git_future
         if future is None:
+            return False
+        if not future.done():
+            return True
+        self.details["git"] = self._git_record(future)
+        return False
+
+    def _git_record(self, future) -> dict[str, Any] | None:
+        """The git capture's record; a failed capture also becomes a warning on the run."""
+        try:
+            record = future.result()
+        except Exception as exc:  # noqa: BLE001 - a git failure must not lose the run; it becomes a warning
+            self._warn(f"git not recorded: {type(exc).__name__}: {exc}")
+            return None
+        if isinstance(record, dict) and record.get("error"):
+            self._warn(f"git state incomplete: {record['error']}")
+        return record
+
+    def _attach_late_git(self, future) -> None:
+        """Runs on the git thread after the run was written: add git, or say on the run why it is missing."""
+        patch = {"git": self._git_record(future), "warnings": list(self.warnings)}
+        store = self._store()
+        if store is None:
+            return  # the run itself was not recorded; the user was warned once already
+        try:
+            store.merge_details(self.id, patch)
+        except Exception as exc:  # noqa: BLE001 - the cell has ended; the log is the only place left to say it
+            logger.warning("pykernel-ext: run %s: git state not recorded (%s: %s)", self.id[:8],
+                           type(exc).__name__, exc)
+
+    # ---- live flushes (on the flusher's thread) -----------------------------------------------
+
+    def flush_live(self) -> None:
+        """Append the metric points and output gathered since the last flush to the store."""
+        with self._flush_lock:
+            if not self._live or self.store is None:
+                return
+            with self._rows_lock:
+                rows, self._metric_rows = self._metric_rows, []
+                last_values = dict(self._last_metrics) if rows else None
+            chunks = self._capture.take_pending() if self._capture else []
+            if not rows and not chunks:
+                return
+            try:
+                self.store.append_live(self.id, rows, last_values, chunks)
+            except Exception as exc:  # noqa: BLE001 - the run's end writes everything still held
+                with self._rows_lock:
+                    self._metric_rows[:0] = rows  # kept for the next flush or the end
+                if not self._live_warned:
+                    self._live_warned = True
+                    self._warn(f"a live flush failed ({type(exc).__name__}: {exc}); metrics are written when "
+                               "the run ends, output written meanwhile is lost if the process dies")
+                return
+            self._live_logs_written = self._live_logs_written or bool(chunks)
+
+    def _end_live_flushes(self) -> None:
+        if not self._live:
             return
-        if future.done():
-            self.details["git"] = self._guard("git", future.result, None)
-            return
-        # Git is still running (it costs ~20 ms): record the run now and add git when it lands.
-        run_id = self.id
-
-        def _late(fut) -> None:
-            store = self._store()
-            if store is not None:
-                with contextlib.suppress(Exception):
-                    store.merge_details(run_id, {"git": fut.result()})
-
-        future.add_done_callback(_late)
-
-    def _flush_metrics(self) -> None:
-        rows, self._metric_rows = self._metric_rows, []
-        if rows:
-            self._write("metrics", lambda store: store.append_metrics(self.id, rows, dict(self._last_metrics)))
-        self._last_flush = time.monotonic()
+        live_flusher().remove(self)
+        with self._flush_lock:  # waits for a flush in progress, so none lands after the end
+            self._live = False
 
     # ---- failure handling -------------------------------------------------------------------
 
@@ -465,7 +541,6 @@ class Run:
 
 
 _known_environments: set[tuple[Path, str]] = set()  # (store folder, environment id) already written
-_hardware_cache: dict[str, Any] = {}
 
 
 def warm_up() -> threading.Thread:
@@ -476,8 +551,10 @@ def warm_up() -> threading.Thread:
         from .capture.environment import capture_environment
 
         for probe in (capture_environment, _hardware_static, open_store):
-            with contextlib.suppress(Exception):
+            try:
                 probe()
+            except Exception:  # noqa: BLE001 - only a head start: the run repeats the probe and warns on itself
+                logger.debug("pykernel-ext: warm-up probe %s failed", probe.__name__, exc_info=True)
 
     thread = threading.Thread(target=_probe, name="pykernel-ext-warm-up", daemon=True)
     thread.start()
@@ -550,11 +627,10 @@ def _as_number(raw: Any) -> float | None:
 
 
 def _hardware_static() -> dict[str, Any]:
-    if not _hardware_cache:
-        from .capture.hardware import capture_hardware_static
+    # Cached per process by capture.hardware, except its GPU entry, which follows CUDA_VISIBLE_DEVICES.
+    from .capture.hardware import capture_hardware_static
 
-        _hardware_cache.update(capture_hardware_static())
-    return dict(_hardware_cache)
+    return capture_hardware_static()
 
 
 GIT_REUSE_SECONDS = 1.0
@@ -592,18 +668,7 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
-_process_start: list[float] = []
-
-
-def _process_started_at() -> float | None:
-    if not _process_start:
-        try:
-            import psutil
-
-            _process_start.append(psutil.Process().create_time())
-        except Exception:  # noqa: BLE001
-            return None
-    return _process_start[0]
+_process_start: dict[int, float] = {}  # pid -> start time (a forked child has its own)
 
 
 def _default_parent() -> str | None:

@@ -59,3 +59,18 @@ def cli(*args: str, env: dict | None = None, cwd: str | os.PathLike | None = Non
 
     return subprocess.run([sys.executable, "-m", "pykernel_ext.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, cwd=cwd, timeout=120)
+
+
+def wait_for(read, done, timeout: float = 30.0, interval: float = 0.02):
+    """Poll `read()` until `done(value)` holds and return that value; fail naming the last value after
+    `timeout` seconds. The way tests wait on another thread or process: never a fixed sleep."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s; last value: {value!r}")
+        time.sleep(interval)

@@ -18,8 +18,10 @@ def collect(client, msg_id: str, timeout: float = 120, on_message=None) -> tuple
     """iopub messages of one request with their arrival times, until the kernel is idle; then the reply."""
     outputs = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        io = client.get_iopub_msg(timeout=timeout)
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the kernel did not finish request {msg_id} within {timeout} s")
+        io = client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
         if io["parent_header"].get("msg_id") != msg_id:
             continue
         if io["msg_type"] == "status" and io["content"]["execution_state"] == "idle":
@@ -27,8 +29,12 @@ def collect(client, msg_id: str, timeout: float = 120, on_message=None) -> tuple
         outputs.append((time.time(), io))
         if on_message:
             on_message(io)
-    reply = client.get_shell_msg(timeout=timeout)
-    return reply["content"], outputs
+    # Only this request's reply: jupyter_client's wait_for_ready re-sends kernel_info every second until
+    # one answer comes back, so on a loaded machine a second kernel_info_reply may still be queued here.
+    while True:
+        reply = client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply["content"], outputs
 
 
 def execute(client, code: str, cell_id: str | None = None, timeout: float = 60) -> tuple[dict, list[dict]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for
 from pykernel_ext.capture import environment
 from pykernel_ext.capture.environment import capture_environment, environment_fingerprint
 from pykernel_ext.capture.git import capture_git, start_git_capture, strip_credentials
@@ -282,7 +283,9 @@ def test_resource_sampler_measures_this_process() -> None:
         _burn_cpu(0.2)
         block = bytearray(64 * 1024 * 1024)
         block[::4096] = b"\1" * len(block[::4096])  # touch every page so it counts in RSS
-        time.sleep(0.15)  # held across sampling ticks, so the peak is seen even if VmHWM is already higher
+        # Held until a background reading has seen it: VmHWM may already be higher from earlier tests, so
+        # only the sampling thread's readings can show this peak.
+        wait_for(lambda: sampler._peak_rss, lambda peak: peak >= sampler._rss_start + 32 * 1024 * 1024)
         del block
     result = sampler.result
     assert result is not None

@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from conftest import cli
+from conftest import cli, wait_for
 from pykernel_ext.capture.code import code_hash
 
 BODY = """\
@@ -102,18 +102,29 @@ def test_track_block_source_keeps_its_comments_but_not_the_code_after(tmp_path):
     assert code_hash(with_block_source(str(script), 2)) == code_hash("# leading comment\ny = 1\n\n# trailing comment")
 
 
-def test_metrics_are_flushed_while_the_run_is_still_running(store_home, monkeypatch):
+def test_metrics_and_output_are_flushed_while_the_run_is_still_running(store_home, monkeypatch):
     import pykernel_ext
-    from pykernel_ext import tracking
+    from pykernel_ext import live_flush
     from pykernel_ext.store import RunStore
 
-    monkeypatch.setattr(tracking, "METRIC_FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr(live_flush, "FLUSH_SECONDS", 0.05)
     with pykernel_ext.track(name="live", code="pass") as run:
         run.log(loss=1.0)
         run.log(loss=0.5)
+        print("epoch 1 done")
         with RunStore.open(store_home / ".pykernel_ext") as store:
-            seen = store.get_run(run.id)
-        assert seen["status"] == "running" and seen["metric_series"]["loss"]["values"] == [1.0, 0.5]
+            seen = wait_for(lambda: _live_view(store, run.id),
+                            lambda v: v[0]["metric_series"].get("loss", {}).get("values") == [1.0, 0.5]
+                            and "epoch 1 done" in v[1].get("stdout", ""))
+        assert seen[0]["status"] == "running" and seen[0]["metrics"] == {"loss": 0.5}
     with RunStore.open(store_home / ".pykernel_ext") as store:
         final = store.get_run(run.id)
+        assert store.live_logs(run.id) == {}  # the whole log is one blob now, the chunks are gone
+        stdout = store.blobs.read_text(final["logs"]["stdout_blob"])
     assert final["status"] == "ok" and final["metric_series"]["loss"]["values"] == [1.0, 0.5]  # no duplicates
+    assert stdout == "epoch 1 done\n"
+
+
+def _live_view(store, run_id: str):
+    return store.get_run(run_id), store.live_logs(run_id)
+

@@ -220,10 +220,16 @@ def test_environment_hardware_and_cost(shell, store_home):
     assert first["environment_id"] == second["environment_id"]  # stored once per distinct environment
     env = only_environment(store_home)
     assert env["packages"]["ipython"] and env["python"]
-    gpu = first["hardware"]["gpu"]
-    assert gpu["available"] is False and gpu["reason"]  # this machine has no GPU: an explicit state
+    from pykernel_ext.gpu import gpu_status
+
+    status, gpu = gpu_status(), first["hardware"]["gpu"]
+    assert gpu["available"] is status.available and len(gpu["gpus"]) == len(status.gpus)
+    if status.available:
+        assert gpu["reason"] is None and all(g["name"] for g in gpu["gpus"])
+    else:
+        assert gpu["reason"] and gpu["gpus"] == []  # no usable GPU: an explicit state with the reason
     assert first["resources"]["peak_rss_bytes"] > 0
-    assert first["cost"]["usd"] >= 0 and first["cost"]["gpu_hours"] == 0
+    assert first["cost"]["usd"] >= 0 and first["cost"]["gpu_hours"] == 0  # these cells used no GPU
 
 
 def only_environment(home: Path) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,18 +20,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="run every combination of these values (repeat for a cross product)")
     run.add_argument("--parallel", type=_positive_int, default=1, metavar="N", help="runs at a time (default 1)")
     run.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler (default: discovery, else a local cluster)")
-    run.add_argument("--gpus-per-run", type=float, default=0, metavar="N")
+    run.add_argument("--gpus-per-run", type=_at_least_zero, default=0, metavar="N")
     run.add_argument("--output-dir", type=Path, metavar="DIR", help="where executed notebooks are written "
                      "(default pykernel-ext-runs/NOTEBOOK_NAME)")
     run.add_argument("--kernel", metavar="NAME", help="kernel name (default: the notebook's)")
-    run.add_argument("--timeout", type=float, metavar="S", help="longest a single cell may run")
+    run.add_argument("--timeout", type=_above_zero, metavar="S", help="longest a single cell may run")
     run.add_argument("--name", help="a name for the runs (default: the notebook's name)")
     run.set_defaults(handler=cmd_run)
 
     again = sub.add_parser("reproduce", help="re-execute a run and report what differs")
     again.add_argument("run_id", metavar="RUN_ID")
     again.add_argument("--check", action="store_true", help="exit 1 when results differ beyond the tolerance")
-    again.add_argument("--tolerance", type=float, default=1e-6,
+    again.add_argument("--tolerance", type=_at_least_zero, default=1e-6,
                        help="relative tolerance for metrics (default 1e-6)")
     again.add_argument("--kernel", metavar="NAME")
     again.set_defaults(handler=cmd_reproduce)
@@ -46,6 +47,31 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _at_least_zero(text: str) -> float:
+    # A negative tolerance would call identical results different; a negative GPU count means nothing.
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more")
+    return value
+
+
+def _above_zero(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
     return value
 
 

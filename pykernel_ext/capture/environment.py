@@ -107,6 +107,12 @@ def _list_packages() -> dict[str, str]:
             metadata.FastPath.__new__.cache_clear()  # type: ignore[attr-defined]
     except AttributeError:  # another Python's internals: its cache, if any, is its own business
         pass
+    # The importlib_metadata backport (imported by dask, distributed and others) replaces the stdlib's path
+    # finder with its own, which keeps its own mtime-keyed cache.
+    backport = sys.modules.get("importlib_metadata")
+    for finder in sys.meta_path:
+        if backport is not None and isinstance(finder, getattr(backport, "MetadataPathFinder", ())):
+            finder.invalidate_caches()
     packages: dict[str, str] = {}
     for dist in metadata.distributions():
         try:

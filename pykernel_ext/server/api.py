@@ -49,6 +49,8 @@ def status_for(exc: BaseException) -> int:
     """The one error mapping of the API: not found 404, bad input 400, anything else 500."""
     if isinstance(exc, (RunNotFound, NotFound)):
         return 404
+    if isinstance(exc, json.JSONDecodeError):  # a corrupt record in the store, not the request's fault
+        return 500
     if isinstance(exc, (ValueError, InvalidBlobReference)):
         return 400
     return 500

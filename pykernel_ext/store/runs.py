@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 from ..config import Settings
 from ..errors import AmbiguousRunId, RunNotFound, StoreError, StoreVersionError
+from . import log_chunks
 from .blobs import BlobStore
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -158,8 +159,12 @@ class RunStore:
         metrics: list[tuple[str, int | None, float, float]] = (),
         artifacts: list[tuple[str, str, int]] = (),
         gpu_samples: list[dict[str, Any]] = (),
+        *,
+        drop_log_chunks: bool = False,
     ) -> None:
-        """Write a run's outcome in one transaction: summary, details, series, artifacts, GPU samples."""
+        """Write a run's outcome in one transaction: summary, details, series, artifacts, GPU samples.
+
+        `drop_log_chunks`: the details hold the run's whole logs, so the chunks live flushes appended go."""
         row = _summary_row(summary)
         row.pop("id", None)
         row["updated_at"] = time.time()
@@ -183,15 +188,34 @@ class RunStore:
                     [(run_id, s.get("host"), s["index"], s["timestamp"], s.get("utilization_percent"),
                       s.get("memory_used_bytes"), s.get("memory_total_bytes")) for s in gpu_samples],
                 )
+            if drop_log_chunks:
+                log_chunks.drop_chunks(conn, run_id)
 
     def append_metrics(self, run_id: str, rows: list[tuple[str, int | None, float, float]],
                        last_values: dict[str, float]) -> None:
         """Add metric points to a running run and refresh its summary values (a live flush)."""
+        self.append_live(run_id, rows, last_values)
+
+    def append_live(self, run_id: str, rows: list[tuple[str, int | None, float, float]] = (),
+                    last_values: dict[str, float] | None = None, chunks: list[tuple[str, str]] = ()) -> None:
+        """A live flush of a running run: metric points, summary values and (stream, text) log chunks."""
+        now = time.time()
         with self.transaction() as conn:
-            conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
-                             [(run_id, k, step, v, ts) for k, step, v, ts in rows])
-            conn.execute("UPDATE runs SET metrics_json = ?, updated_at = ? WHERE id = ?",
-                         (_dumps(last_values), time.time(), run_id))
+            if rows:
+                conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
+                                 [(run_id, k, step, v, ts) for k, step, v, ts in rows])
+            if chunks:
+                log_chunks.append_chunks(conn, run_id, chunks, now)
+            if last_values is not None:
+                conn.execute("UPDATE runs SET metrics_json = ?, updated_at = ? WHERE id = ?",
+                             (_dumps(last_values), now, run_id))
+            else:
+                conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now, run_id))
+
+    def live_logs(self, run_id: str) -> dict[str, str]:
+        """The stdout/stderr live flushes appended for a run still running ({} once it ended)."""
+        with self._lock:
+            return log_chunks.read_chunks(self._conn, run_id)
 
     def merge_details(self, run_id: str, patch: dict[str, Any]) -> None:
         """Add keys to a run's details (used by captures that finish after the run, such as git)."""
@@ -237,14 +261,28 @@ class RunStore:
         now = time.time()
         with self.transaction() as conn:
             for r in dead:
-                conn.execute(
+                reason = (f"the process that ran it (pid {r['owner_pid']} on {host}) ended before the run "
+                          "finished: the kernel was killed, restarted or crashed")
+                changed = conn.execute(
                     "UPDATE runs SET status = 'interrupted', ended_at = ?, updated_at = ?, duration_s = ?, "
                     "error_type = ?, error_message = ? WHERE id = ? AND status = 'running'",
-                    (now, now, now - r["started_at"], "ProcessEnded",
-                     f"the process that ran it (pid {r['owner_pid']} on {host}) ended before the run finished: "
-                     "the kernel was killed, restarted or crashed", r["id"]),
-                )
+                    (now, now, now - r["started_at"], "ProcessEnded", reason, r["id"]),
+                ).rowcount
+                if changed:  # another reader may have reconciled it meanwhile
+                    self._record_process_end(conn, r["id"], reason)
         return len(dead)
+
+    def _record_process_end(self, conn: sqlite3.Connection, run_id: str, reason: str) -> None:
+        """A dead run's details get the error and the logs its live flushes had appended."""
+        row = conn.execute("SELECT record_json FROM run_details WHERE run_id = ?", (run_id,)).fetchone()
+        details = json.loads(row[0]) if row else {}
+        details.setdefault("error", {"type": "ProcessEnded", "message": reason, "traceback": None})
+        logs = log_chunks.recover_logs(conn, self.blobs, run_id)
+        if logs is not None:
+            details["logs"] = logs
+            details["warnings"] = [*(details.get("warnings") or []),
+                                   "logs end at the last live flush before the process ended; later output was lost"]
+        conn.execute("INSERT OR REPLACE INTO run_details VALUES (?, ?)", (run_id, _dumps(details)))
 
     # ---- reading runs ----------------------------------------------------------------------
 
@@ -417,6 +455,8 @@ def _process_alive(pid: int | None, started_at: float | None) -> bool:
 
     try:
         proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:  # killed, not yet reaped by its parent
+            return False
         # The same pid may have been reused by a new process after the kernel died.
         return started_at is None or abs(proc.create_time() - started_at) < 1.0
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):

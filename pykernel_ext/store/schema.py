@@ -93,6 +93,21 @@ def _m001_initial(conn: sqlite3.Connection) -> None:
         """)
 
 
+def _m002_log_chunks(conn: sqlite3.Connection) -> None:
+    # A running run's stdout/stderr, appended by live flushes so a killed kernel keeps what it printed.
+    # A run that ends writes its logs as blobs and drops its chunks; a run found dead has them made into
+    # blobs by the reconciliation. Chunks are read in rowid order, as metric points are.
+    _run_statements(conn, """
+        CREATE TABLE log_chunks (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            stream TEXT NOT NULL CHECK (stream IN ('stdout', 'stderr')),
+            text TEXT NOT NULL,
+            timestamp REAL NOT NULL
+        );
+        CREATE INDEX log_chunks_run ON log_chunks(run_id);
+        """)
+
+
 def _run_statements(conn: sqlite3.Connection, script: str) -> None:
     # Not executescript(): it COMMITs first, which would break the migration's transaction.
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
@@ -101,5 +116,5 @@ def _run_statements(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_m001_initial]
+MIGRATIONS: list[Migration] = [_m001_initial, _m002_log_chunks]
 SCHEMA_VERSION = len(MIGRATIONS)
