@@ -137,6 +137,7 @@ class Run:
         self._live = False
         self._live_logs_written = False
         self._live_warned = False
+        self._output_pending: list[tuple[str, str]] = []  # remote output waiting for the next live flush
         self._extra_artifacts: list[Path] = []
         self._capture: OutputCapture | None = None
         self._sampler = None
@@ -165,6 +166,13 @@ class Run:
             burst = self._live and len(self._metric_rows) >= METRIC_FLUSH_ROWS
         if burst:
             live_flusher().wake(self)
+
+    def add_output(self, stream: str, text: str) -> None:
+        """Output produced elsewhere (a remote worker), written to the store by the live flushes like a local
+        cell's, so a kernel killed meanwhile keeps it."""
+        if self._live and text:
+            with self._rows_lock:
+                self._output_pending.append((stream, text))
 
     def log_artifact(self, path: str | os.PathLike) -> None:
         """Store a file as an artifact of this run when it ends."""
@@ -458,6 +466,8 @@ class Run:
                 rows, self._metric_rows = self._metric_rows, []
                 last_values = dict(self._last_metrics) if rows else None
             chunks = self._capture.take_pending() if self._capture else []
+            with self._rows_lock:
+                chunks, self._output_pending = chunks + self._output_pending, []
             if not rows and not chunks:
                 return
             try:

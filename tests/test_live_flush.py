@@ -195,3 +195,33 @@ def test_a_failed_live_flush_is_a_warning_and_the_end_writes_everything(store_ho
         assert final["status"] == "ok" and final["metric_series"]["loss"]["values"] == [0.5]  # kept, not lost
         assert store.blobs.read_text(final["logs"]["stdout_blob"]) == "still running\n"
     assert sum("live flush failed" in w for w in final["warnings"]) == 1
+
+
+REMOTE_TRAINING_CELL = """%%remote --name remote-train
+import time
+import pykernel_ext
+
+for epoch in range(3):
+    print(f"remote epoch {epoch}", flush=True)
+    pykernel_ext.log(loss=1.0 / (epoch + 1), step=epoch)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_kernel_killed_during_a_remote_cell_keeps_its_remote_output_and_metrics(kernel, store_home):
+    manager, client = kernel
+    reply, _ = execute(client, "%load_ext pykernel_ext")
+    assert reply["status"] == "ok"
+    send(client, REMOTE_TRAINING_CELL)
+    rows, live, series = wait_for(
+        lambda: _live_state(store_home),
+        lambda s: "remote epoch 2" in s[1].get("stdout", "") and len(s[2].get("loss", {}).get("values", [])) == 3,
+        timeout=120)
+    assert rows[0]["kind"] == "remote" and rows[0]["status"] == "running"
+    manager.signal_kernel(signal.SIGKILL)
+    wait_for(manager.is_alive, lambda alive: not alive)
+    run = json.loads(cli("runs", "show", rows[0]["id"][:8], "--json").stdout)
+    assert run["status"] == "interrupted" and run["logs"]["partial"] is True
+    assert run["logs_text"]["stdout"] == "remote epoch 0\nremote epoch 1\nremote epoch 2\n"
+    assert run["metric_series"]["loss"]["values"] == pytest.approx([1.0, 0.5, 1 / 3])

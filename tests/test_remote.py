@@ -285,3 +285,23 @@ def test_a_gpu_cell_runs_on_a_gpu_worker_and_records_its_gpu(shell, store_home):
     run = last_run(store_home)
     assert run["worker"]["gpus"] and run["resources"]["gpu_available"]
     assert run["gpu_samples"] and run["gpu_samples"][0]["host"] == run["worker"]["host"]
+
+
+def test_address_files_of_kernels_that_died_are_removed(store_home):
+    import json
+    import subprocess
+    import sys
+
+    from pykernel_ext.config import Settings
+    from pykernel_ext.remote import cluster
+
+    folder = Settings.from_env().store_dir / cluster.EMBEDDED_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(ended.stdout)  # a process that has exited: its pid names no live kernel
+    stale = folder / f"{dead_pid}.json"
+    stale.write_text(json.dumps({"address": "tcp://127.0.0.1:9", "pid": dead_pid}))
+    alive = folder / f"{__import__('os').getpid()}.json"
+    alive.write_text(json.dumps({"address": "tcp://127.0.0.1:10", "pid": __import__("os").getpid()}))
+    assert cluster.known_addresses() == ["tcp://127.0.0.1:10"]
+    assert not stale.exists() and alive.exists()

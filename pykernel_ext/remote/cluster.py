@@ -20,6 +20,7 @@ from ..config import Settings
 from .errors import ClusterUnavailable
 from .executor import DaskExecutor
 
+logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT_SECONDS = 10.0
 PERSISTENT_STATE = "cluster.json"  # written by `pykernel-ext cluster start`
 EMBEDDED_DIR = "clusters"  # <store>/clusters/<pid>.json: embedded clusters of running kernels
@@ -245,6 +246,12 @@ def known_addresses(settings: Settings | None = None) -> list[str]:
         state = read_state(path)
         if state and state.get("address") and pid_alive(state.get("pid")):
             found[state["address"]] = None
+        elif not pid_alive(path.stem):
+            # A kernel that was killed could not remove its own file; whoever finds it removes it.
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                logger.info("pykernel-ext: stale cluster file %s not removed: %s", path, exc)
     return list(found)
 
 
@@ -257,7 +264,8 @@ def worker_gpus(scheduler_address: str | None = None, timeout: float = 2.0) -> l
     """
     try:
         addresses = [scheduler_address] if scheduler_address else known_addresses()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - an unreadable store: the panel shows no clusters, the log says why
+        logger.warning("pykernel-ext: cannot list the known Dask clusters", exc_info=True)
         return []
     rows: list[dict[str, Any]] = []
     for address in addresses:
@@ -274,7 +282,9 @@ def _query_in_thread(address: str, timeout: float) -> list[dict[str, Any]]:
     def query() -> None:
         try:
             box.append(asyncio.run(asyncio.wait_for(_query(address, timeout), timeout + 1)))
-        except BaseException:  # noqa: BLE001 - unreachable or slow: that cluster shows nothing
+        except BaseException as exc:  # noqa: BLE001 - unreachable or slow: that cluster shows nothing
+            logger.info("pykernel-ext: the Dask cluster at %s did not answer (%s: %s)", address,
+                        type(exc).__name__, exc)
             box.append([])
 
     thread = threading.Thread(target=query, name="pykernel-ext-worker-gpus", daemon=True)
@@ -293,7 +303,9 @@ async def _query(address: str, timeout: float) -> list[dict[str, Any]]:
         workers = identity.get("workers") or {}
         try:
             samples = await asyncio_wait(client.run(sample_worker_gpus, on_error="return"), timeout)
-        except Exception:  # noqa: BLE001 - workers without pykernel_ext still list, without GPU readings
+        except Exception as exc:  # noqa: BLE001 - workers without pykernel_ext still list, without GPU readings
+            logger.info("pykernel-ext: GPU readings of the workers at %s failed (%s: %s)", address,
+                        type(exc).__name__, exc)
             samples = {}
     return [{
         "worker": address_, "host": info.get("host"), "name": str(info.get("name")),

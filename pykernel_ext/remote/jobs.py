@@ -70,14 +70,17 @@ class _Logs:
         self.size = 0
         self.truncated = False
 
-    def add(self, name: str, text: str) -> None:
+    def add(self, name: str, text: str) -> str:
+        """Keep `text` (up to the cap); returns what was kept."""
         room = self.cap - self.size
         if room <= 0:
             self.truncated = True
-            return
-        self.parts.setdefault(name, []).append(text[:room])
-        self.size += min(len(text), room)
+            return ""
+        kept = text[:room]
+        self.parts.setdefault(name, []).append(kept)
+        self.size += len(kept)
         self.truncated = self.truncated or len(text) > room
+        return kept
 
     def record(self) -> dict[str, Any]:
         return {"stdout": "".join(self.parts["stdout"]), "stderr": "".join(self.parts["stderr"]),
@@ -255,7 +258,8 @@ class RemoteJob:
     def _handle(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "stream":
-            self.logs.add(event["name"], event["text"])
+            kept = self.logs.add(event["name"], event["text"])
+            self.run.add_output(event["name"], kept)  # in the store within seconds, as a local cell's output
             self._sink.stream(event["name"], event["text"])
         elif kind == "display":
             self._sink.display(event.get("data") or {}, event.get("metadata") or {})

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import gc
+import logging
 import queue
 import sys
 import threading
@@ -30,6 +31,7 @@ from .streaming import CellOutput, display, routed_output, run_proxy_installed
 from .worker import (CellPayload, describe_results, execute, show_open_figures, start_sampler, stop_sampler,
                      worker_has_cuda, worker_info)
 
+logger = logging.getLogger(__name__)
 HANDLER = "pykernel_ext_session"
 POLL_SECONDS = 1.0  # how often an idle session checks its task and its idle time
 
@@ -341,7 +343,7 @@ class WorkerSession:
                 if torch.cuda.is_available() and torch.cuda.is_initialized():
                     torch.cuda.empty_cache()
             except Exception:  # noqa: BLE001 - freeing is best effort; the process keeps running
-                pass
+                logger.warning("pykernel-ext: session %r: GPU memory not released", self.name, exc_info=True)
         while True:  # requests that arrived while closing get an answer instead of hanging the kernel
             try:
                 _, _, loop, future = self.requests.get_nowait()

@@ -9,12 +9,15 @@ thousands, and output still reaches the notebook well within 100 ms.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import sys
 import threading
 from typing import Any, Callable
 
 from ..per_process import PerProcess
+
+logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.02
 MAX_PENDING_CHARS = 256 * 1024  # flush at once past this, so a huge print is not held in memory
@@ -152,8 +155,8 @@ class _Flusher:
             for output in due:
                 try:
                     output.flush()
-                except Exception:  # noqa: BLE001 - a closed worker must not kill this thread
-                    pass
+                except Exception:  # noqa: BLE001 - a closed worker must not kill this thread; the log says why
+                    logger.warning("pykernel-ext: remote output could not be sent home", exc_info=True)
 
 
 _flusher_instance: PerProcess[_Flusher] = PerProcess(_Flusher)
