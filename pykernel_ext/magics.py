@@ -63,21 +63,27 @@ TRACK_PARSER = make_parser("%%track", "Run the cell as usual and record it as a 
 add_track_arguments(TRACK_PARSER)
 
 
-_DEFAULTS: dict[int, argparse.Namespace] = {}
+_PARSED: dict[tuple[int, str], argparse.Namespace] = {}
 
 
 def parse_line(parser: argparse.ArgumentParser, line: str) -> argparse.Namespace:
-    if not line.strip():
-        # The common bare `%%track`: argparse costs ~0.1 ms of a ~1 ms budget, and defaults never change.
-        if id(parser) not in _DEFAULTS:
-            _DEFAULTS[id(parser)] = parser.parse_args([])
-        return argparse.Namespace(**{k: (list(v) if isinstance(v, list) else v)
-                                     for k, v in vars(_DEFAULTS[id(parser)]).items()})
-    try:
-        words = shlex.split(line)
-    except ValueError as exc:
-        parser.error(f"cannot split the option line ({exc}); check the quotes")
-    return parser.parse_args(words)
+    # argparse costs ~0.1 ms of a ~1 ms budget; a cell's line rarely changes between runs and parsing is
+    # deterministic, so each distinct line is parsed once (a copy is returned: callers may change lists).
+    key = (id(parser), line.strip())
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        if not key[1]:
+            parsed = parser.parse_args([])
+        else:
+            try:
+                words = shlex.split(line)
+            except ValueError as exc:
+                parser.error(f"cannot split the option line ({exc}); check the quotes")
+            parsed = parser.parse_args(words)
+        if len(_PARSED) > 512:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+    return argparse.Namespace(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(parsed).items()})
 
 
 def track_options(args: argparse.Namespace) -> TrackOptions:

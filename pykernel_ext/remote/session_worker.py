@@ -234,7 +234,8 @@ class WorkerSession:
         self.cells += 1
         result = dict(outcome)
         result.update(describe_results(namespace, payload, warnings))
-        result["data"] = self._hash_session_values([n for n in cell.reads if n not in received], warnings)
+        unsent_reads = [n for n in cell.reads if n not in received and n in namespace]
+        result["data"] = self._hash_session_values(unsent_reads, warnings) if unsent_reads else []
         result.update(self._results(payload, cell.home_bytes))
         result.update(worker=info, started_at=started, ended_at=time.time(), received=received,
                       resources=stop_sampler(sampler, info["host"], warnings), warnings=warnings,
