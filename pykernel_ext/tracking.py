@@ -250,6 +250,10 @@ class Run:
         rows, self._metric_rows = self._metric_rows, []
         self._write("finish", lambda store: store.finish_run(
             self.id, outcome, self.details, rows, artifacts, gpu_samples))
+        if os.environ.get("PYKERNEL_EXT_MLFLOW_URI") and self.store is not None:
+            from .sync.mirror import run_ended  # MLflow mirroring: sync/ loads only when it is on
+
+            run_ended(self.store, self.id)
 
     # ---- pieces of the lifecycle ------------------------------------------------------------
 
