@@ -204,7 +204,7 @@ def _add_datasets(payload: RunPayload, data: list[dict[str, Any]]) -> None:
         digest = item.get("hash")
         if not digest:
             continue
-        name = str(item.get("path") or item.get("name"))[:MAX_DATASET_NAME_SIZE]
+        name = str(item.get("name") or item.get("path"))[:MAX_DATASET_NAME_SIZE]
         if item.get("path"):
             source_type, source = "local", json.dumps({"uri": item["path"]})
         else:

@@ -1,0 +1,161 @@
+"""A real `mlflow server` for the MLflow sync tests (imported by tests/test_mlflow*.py).
+
+The server runs in its own process group on a free local port, with a SQLite backend and an artifact
+folder under a temporary directory; `stop()` ends that group, so nothing outlives the tests.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+# MLflow 3 reports usage to its makers by default; tests run offline and must not try.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+START_TIMEOUT_S = 180.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MlflowServer:
+    """`mlflow server` with `--backend-store-uri sqlite:///...` and `--artifacts-destination` under `root`."""
+
+    def __init__(self, root: Path, port: int | None = None, app_name: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.root = Path(root)
+        self.port = port or free_port()
+        self.app_name = app_name
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log = self.root / f"mlflow-server-{self.port}.log"
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    def start(self) -> "MlflowServer":
+        self.root.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--backend-store-uri", f"sqlite:///{self.db_path}", "--artifacts-destination", str(self.artifacts),
+                   "--workers", "2"]
+        if self.app_name:
+            command += ["--app-name", self.app_name]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(command, cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **self.env}, start_new_session=True)
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited with {self.proc.returncode}: {self.log_tail()}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"mlflow server did not answer within {START_TIMEOUT_S:.0f} s: {self.log_tail()}")
+
+    def stop(self) -> None:
+        """End the server's process group (the CLI and its uvicorn workers); wait until they are gone."""
+        if self.proc is None or self.proc.poll() is not None and not _group_alive(self.proc.pid):
+            return
+        for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline and _group_alive(self.proc.pid):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=0.2)
+            if not _group_alive(self.proc.pid):
+                return
+
+    def log_tail(self, limit: int = 3000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log.read_text(errors="replace")[-limit:]
+        return ""
+
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_shared: list[MlflowServer] = []
+
+
+@pytest.fixture(scope="session")
+def mlflow_server() -> MlflowServer:
+    """One plain server shared by every test that needs one (each test uses its own experiment)."""
+    if not _shared:
+        server = MlflowServer(Path(tempfile.mkdtemp(prefix="pykernel-ext-mlflow-"))).start()
+        atexit.register(server.stop)
+        _shared.append(server)
+    return _shared[0]
+
+
+@pytest.fixture
+def experiment() -> str:
+    """A fresh experiment name, so tests sharing a server never see each other's runs."""
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+def mlflow_runs(client, experiment: str) -> list:
+    """Every active MLflow run of an experiment, oldest first ([] when it does not exist)."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    return sorted(client.search_runs([exp.experiment_id], max_results=1000), key=lambda r: r.info.start_time)
+
+
+def by_local_id(runs: list) -> dict[str, object]:
+    return {r.data.tags["pykernel_ext.run_id"]: r for r in runs}
+
+
+def wait_for(condition, timeout: float = 120.0, interval: float = 0.2, what: str = "the condition"):
+    """Poll until `condition()` is truthy; returns its value, or fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
