@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -40,6 +41,7 @@ class MlflowServer:
                  env: dict[str, str] | None = None) -> None:
         self.root = Path(root)
         self.port = port or free_port()
+        self.port_was_chosen = port is None
         self.app_name = app_name
         self.env = env or {}
         self.proc: subprocess.Popen | None = None
@@ -58,6 +60,17 @@ class MlflowServer:
         return self.root / "artifacts"
 
     def start(self) -> "MlflowServer":
+        """Start and wait until it answers. A port taken meanwhile (free_port is only a guess) gets another."""
+        for attempt in range(3):
+            self._spawn()
+            if self._wait_healthy():
+                return self
+            if not self.port_was_chosen or attempt == 2:
+                break
+            self.port = free_port()
+        raise RuntimeError(f"mlflow server did not start on port {self.port}: {self.log_tail()}")
+
+    def _spawn(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
                    "--backend-store-uri", f"sqlite:///{self.db_path}", "--artifacts-destination", str(self.artifacts),
@@ -67,21 +80,21 @@ class MlflowServer:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(command, cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
                                          env={**os.environ, **self.env}, start_new_session=True)
-        self._wait_healthy()
-        return self
 
-    def _wait_healthy(self) -> None:
+    def _wait_healthy(self) -> bool:
+        """True once our server answers /health; False if it exited (e.g. its port was taken)."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {self.proc.returncode}: {self.log_tail()}")
-            with contextlib.suppress(OSError):
+                self.stop()
+                return False
+            with contextlib.suppress(OSError, http.client.HTTPException):  # not up yet, or not an HTTP server
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
+                    if response.status == 200 and response.read().strip() == b"OK":
+                        return True
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"mlflow server did not answer within {START_TIMEOUT_S:.0f} s: {self.log_tail()}")
+        return False
 
     def stop(self) -> None:
         """End the server's process group (the CLI and its uvicorn workers); wait until they are gone."""

@@ -9,6 +9,8 @@ The tracking URI stored here never holds credentials: callers pass a URI with an
 """
 from __future__ import annotations
 
+import os
+import socket
 import time
 from dataclasses import dataclass
 from typing import Iterable
@@ -78,16 +80,17 @@ class MlflowOutbox:
             )
 
     def claim_due(self, owner: str, lease_s: float, limit: int = 50) -> list[str]:
-        """Claim up to `limit` pending runs that are due and not claimed by a live lease; oldest first."""
+        """Claim up to `limit` pending runs that are due and not claimed by a live lease; oldest first.
+
+        A lease held by a process of this host that is gone (killed mid-push) is free at once."""
         now = time.time()
         with self.store.transaction() as conn:
             rows = conn.execute(
-                "SELECT run_id FROM mlflow_outbox WHERE tracking_uri = ? AND experiment = ? AND state = 'pending' "
-                "AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?) "
-                "ORDER BY enqueued_at, run_id LIMIT ?",
-                (self.tracking_uri, self.experiment, now, now, limit),
+                "SELECT run_id, claimed_by, claimed_until FROM mlflow_outbox WHERE tracking_uri = ? "
+                "AND experiment = ? AND state = 'pending' AND next_attempt_at <= ? ORDER BY enqueued_at, run_id",
+                (self.tracking_uri, self.experiment, now),
             ).fetchall()
-            ids = [r[0] for r in rows]
+            ids = [run_id for run_id, by, until in rows if until is None or until < now or _owner_gone(by)][:limit]
             self._set_claim(conn, ids, owner, now + lease_s)
         return ids
 
@@ -102,11 +105,12 @@ class MlflowOutbox:
         with self.store.transaction() as conn:
             for start in range(0, len(run_ids), _CHUNK):  # SQLite caps the number of ? in one statement
                 chunk = run_ids[start:start + _CHUNK]
-                existing = dict(conn.execute(
-                    f"SELECT run_id, claimed_until FROM mlflow_outbox WHERE tracking_uri = ? AND experiment = ? "
-                    f"AND run_id IN ({', '.join('?' for _ in chunk)})",
+                existing = {run_id: (until is not None and until >= now and not _owner_gone(by))
+                            for run_id, by, until in conn.execute(
+                    f"SELECT run_id, claimed_by, claimed_until FROM mlflow_outbox WHERE tracking_uri = ? "
+                    f"AND experiment = ? AND run_id IN ({', '.join('?' for _ in chunk)})",
                     (self.tracking_uri, self.experiment, *chunk),
-                ).fetchall())
+                ).fetchall()}  # run id -> held by a live lease
                 new = [r for r in chunk if r not in existing]
                 conn.executemany(
                     "INSERT INTO mlflow_outbox (run_id, tracking_uri, experiment, state, enqueued_at, next_attempt_at) "
@@ -114,7 +118,7 @@ class MlflowOutbox:
                     [(r, self.tracking_uri, self.experiment, now, now) for r in new],
                 )
                 created += new
-                claimed += [r for r in chunk if r in new or existing[r] is None or existing[r] < now]
+                claimed += [r for r in chunk if r in new or not existing[r]]
             self._set_claim(conn, claimed, owner, now + lease_s)
         return claimed, created
 
@@ -161,11 +165,16 @@ class MlflowOutbox:
         return rows[0]["mlflow_run_id"] if rows else None
 
     def next_due(self) -> float | None:
-        """When the earliest pending run of this target is due (epoch seconds), or None."""
+        """When the earliest pending run of this target can be pushed (epoch seconds): when it is due
+        and no live lease holds it. None when nothing is pending."""
         rows = self.store._read(
-            "SELECT MIN(next_attempt_at) AS due FROM mlflow_outbox WHERE tracking_uri = ? AND experiment = ? "
-            "AND state = 'pending'", (self.tracking_uri, self.experiment))
-        return rows[0]["due"]
+            "SELECT next_attempt_at, claimed_by, claimed_until FROM mlflow_outbox WHERE tracking_uri = ? "
+            "AND experiment = ? AND state = 'pending'", (self.tracking_uri, self.experiment))
+        now = time.time()
+        times = [max(r["next_attempt_at"], r["claimed_until"] or 0)
+                 if (r["claimed_until"] or 0) >= now and not _owner_gone(r["claimed_by"]) else r["next_attempt_at"]
+                 for r in rows]
+        return min(times, default=None)
 
     def _set_claim(self, conn, run_ids: list[str], owner: str | None, until: float | None) -> None:
         conn.executemany(
@@ -189,3 +198,22 @@ def outbox_totals(store: RunStore) -> list[OutboxTotals]:
         "MAX(pushed_at) AS last_pushed_at FROM mlflow_outbox GROUP BY tracking_uri, experiment, state "
         "ORDER BY tracking_uri, experiment, state")
     return [OutboxTotals(**row) for row in rows]
+
+
+def owner_name() -> str:
+    """How this process signs its claims: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_gone(owner: str | None) -> bool:
+    """Whether a claim's owner was a process of this host that no longer runs."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

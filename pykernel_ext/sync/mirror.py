@@ -20,8 +20,9 @@ from pathlib import Path
 
 from ..per_process import PerProcess
 from ..store import RunStore
-from ..store.outbox import MlflowOutbox
-from .target import MlflowTarget, scrub
+from ..store.outbox import MlflowOutbox, owner_name
+from .client import check_reachable
+from .target import MlflowTarget, ServerUnreachable, scrub
 
 log = logging.getLogger("pykernel_ext.sync")
 
@@ -30,6 +31,8 @@ ENV_EXIT_WAIT_S = "PYKERNEL_EXT_MLFLOW_EXIT_WAIT_S"  # how long a process that e
 # A run's git state lands a moment after it ends (git runs on another thread); wait that long before pushing.
 SETTLE_S = 1.0
 CLAIM_LIMIT = 50
+LEASE_S = 600.0
+IDLE_AFTER_S = 2 * SETTLE_S
 ENV_PARENT_RUN = "PYKERNEL_EXT_PARENT_RUN"
 
 
@@ -85,6 +88,10 @@ class Mirror:
 
     def watch(self, store: RunStore, target: MlflowTarget) -> None:
         """Drain `store` (from now on) and push what is due."""
+        # Imported here, not first on the mirror thread: at interpreter exit (a script that just ended,
+        # its push still to do) importing it fails ("can't register atexit after shutdown").
+        import concurrent.futures.thread  # noqa: F401
+
         with self._lock:
             self._stores.setdefault(store.store_dir, store)
             if self._target != target:
@@ -96,12 +103,23 @@ class Mirror:
         self._wake.set()
 
     def _loop(self) -> None:
+        self._prepare()
         while True:
             delay = self._drain_all()
-            if delay is None:
+            # Idle: nothing due soon (what waits is due later, or leased by another process).
+            if delay is None or delay > IDLE_AFTER_S:
                 self._idle.set()
             self._wake.wait(timeout=delay if delay is not None else 3600)
             self._wake.clear()
+
+    def _prepare(self) -> None:
+        """Import mlflow now, while the process still runs (a script ends soon after its last run)."""
+        try:
+            from .client import require_mlflow
+
+            require_mlflow()
+        except Exception as exc:  # noqa: BLE001 - said once; the runs stay queued until mlflow is installed
+            self._note_outcome(self._target, str(exc), 0)
 
     def _drain_all(self) -> float | None:
         """Push everything due; returns seconds until the next run is due (None: nothing pending)."""
@@ -121,10 +139,19 @@ class Mirror:
     def _drain(self, store: RunStore, target: MlflowTarget) -> float | None:
         outbox = MlflowOutbox(store, target.label, target.experiment)
         while True:
-            claimed = outbox.claim_due(_owner(), lease_s=600, limit=CLAIM_LIMIT)
+            claimed = outbox.claim_due(owner_name(), lease_s=LEASE_S, limit=CLAIM_LIMIT)
             if not claimed:
                 return outbox.next_due()
-            results = self._pusher_for(store, target).push_claimed(claimed)
+            try:
+                check_reachable(target)  # a server that is down costs no mlflow request (nor its retries)
+                results = self._pusher_for(store, target).push_claimed(claimed)
+            except Exception as exc:  # noqa: BLE001 - unreachable, or no mlflow: every claimed run keeps it
+                message = scrub(str(exc) if isinstance(exc, ServerUnreachable) else f"{type(exc).__name__}: {exc}",
+                                target.tracking_uri)
+                for run_id in claimed:
+                    outbox.mark_failed(run_id, message, _retry_max_s())
+                self._note_outcome(target, message, len(claimed))
+                return outbox.next_due()
             failed = [r for r in results if r.action == "failed"]
             self._note_outcome(target, failed[-1].message if failed else None, len(failed))
             if failed:
@@ -151,16 +178,11 @@ class Mirror:
     def wait_at_exit(self) -> None:
         """At interpreter exit (a script, `pykernel-ext run`), give pushes in flight a bounded time to end,
         unless the server is failing: those runs stay in the outbox for the next process."""
-        if self._thread is None or not self._thread.is_alive() or self.last_error:
-            return
+        deadline = time.monotonic() + _float_env(ENV_EXIT_WAIT_S, 30.0)
         self._wake.set()
-        self._idle.wait(timeout=_float_env(ENV_EXIT_WAIT_S, 30.0))
-
-
-def _owner() -> str:
-    import socket
-
-    return f"{socket.gethostname()}:{os.getpid()}"
+        while self._thread is not None and self._thread.is_alive() and not self.last_error:
+            if self._idle.wait(timeout=0.1) or time.monotonic() > deadline:
+                return
 
 
 def _retry_max_s() -> float:

@@ -7,15 +7,13 @@ outbox first, so two processes never push the same run at once. Parents go befor
 """
 from __future__ import annotations
 
-import os
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..store import RunStore
-from ..store.outbox import RETRY_MAX_S, MlflowOutbox
+from ..store.outbox import RETRY_MAX_S, MlflowOutbox, owner_name
 from .client import MlflowSession, check_reachable
 from .convert import build_payload
 from .target import MlflowSyncError, MlflowTarget, scrub
@@ -44,7 +42,7 @@ class Pusher:
         self.target = target
         self.session = session or MlflowSession(target)
         self.outbox = MlflowOutbox(store, target.label, target.experiment)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = owner_name()
         self.workers = max(1, workers)
         self.retry_max_s = retry_max_s
         self._mlflow_ids: dict[str, str] = {}  # ours -> MLflow's, for the parent links of this push
@@ -71,12 +69,19 @@ class Pusher:
         except Exception as exc:  # noqa: BLE001 - nothing can be pushed: every run records why
             return [self._failed(r, exc, forget) for r in run_ids]
         results: list[PushResult] = []
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="pykernel-ext-mlflow-push") as pool:
+        # One worker runs inline: the mirror pushes from its own thread, also at interpreter exit, when
+        # concurrent.futures no longer starts threads.
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="pykernel-ext-mlflow-push") if self.workers > 1 else None
+        try:
             for generation in _generations(self.store.run_parents(run_ids), run_ids):
-                for result in pool.map(lambda r: self._push_one(r, existing.get(r), forget), generation):
+                push_one = lambda r: self._push_one(r, existing.get(r), forget)  # noqa: E731
+                for result in (pool.map(push_one, generation) if pool else map(push_one, generation)):
                     results.append(result)
                     if progress:
                         progress(len(results), len(run_ids))
+        finally:
+            if pool:
+                pool.shutdown()
         return results
 
     # ---- one run ------------------------------------------------------------------------------------
