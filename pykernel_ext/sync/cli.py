@@ -6,13 +6,17 @@ extra to install when it is missing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import sys
 import time
+from typing import Iterator
+
+from ..errors import PykernelExtError
 from ..store import RunStore
-from ..store.outbox import pending_entries, outbox_totals
-from .target import ENV_EXPERIMENT, ENV_URI, MlflowTarget, MlflowTargetError, redact_uri
+from ..store.outbox import outbox_totals, pending_entries
+from .target import ENV_EXPERIMENT, ENV_URI, MlflowSyncError, MlflowTarget, MlflowTargetError, redact_uri, scrub
 
 LIST_LIMIT = 20  # pushes of more runs than this print a progress line instead of one line per run
 
@@ -58,6 +62,18 @@ def _open_store() -> RunStore:
 # ---- push ------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _mlflow_errors(target: MlflowTarget) -> Iterator[None]:
+    """MLflow's own exceptions (a URI it cannot use, a server error) as one clear line, credentials removed."""
+    try:
+        yield
+    except PykernelExtError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - mlflow raises many kinds; the user needs the message
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise MlflowSyncError(f"MLflow at {target.label}: {scrub(first, target.tracking_uri)}") from exc
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     from .push import Pusher
 
@@ -76,10 +92,11 @@ def cmd_push(args: argparse.Namespace) -> int:
             print("nothing to push" + (f" (the outbox holds nothing for {target.label})" if args.pending else ""))
             return 0
         started = time.monotonic()
-        pusher = Pusher(store, target, workers=args.workers)
-        progress = _progress_line if len(run_ids) > LIST_LIMIT and not args.json else None
-        results = pusher.push(run_ids, progress=progress)
-        experiment_id = pusher.session.experiment_id() if any(r.mlflow_run_id for r in results) else None
+        with _mlflow_errors(target):
+            pusher = Pusher(store, target, workers=args.workers)
+            progress = _progress_line if len(run_ids) > LIST_LIMIT and not args.json else None
+            results = pusher.push(run_ids, progress=progress)
+            experiment_id = pusher.session.experiment_id() if any(r.mlflow_run_id for r in results) else None
     _print_push(results, target, experiment_id, time.monotonic() - started, args.json)
     return 1 if any(r.action == "failed" for r in results) else 0
 
@@ -128,7 +145,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from .pull import pull_runs
 
     target = MlflowTarget.resolve(args.tracking_uri, args.experiment)
-    with _open_store() as store:
+    with _open_store() as store, _mlflow_errors(target):
         result = pull_runs(store, target, limit=args.limit)
     print(f"pulled {len(result.pulled)} run(s) from {target.label} experiment {target.experiment!r} (kind mlflow)"
           + (f"; {len(result.skipped)} came from this store and were left as they are" if result.skipped else ""))

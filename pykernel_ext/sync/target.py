@@ -72,7 +72,7 @@ class MlflowTarget:
                 f"no MLflow tracking server given: pass --tracking-uri URI (e.g. http://mlflow.example:5000 or "
                 f"sqlite:///mlflow.db) or set {ENV_URI}")
         scheme = urlsplit(uri).scheme
-        if not scheme and not uri.startswith("databricks"):
+        if not scheme or ("://" not in uri and scheme not in ("databricks", "databricks-uc", "file")):
             raise MlflowTargetError(
                 f"--tracking-uri {redact_uri(uri)!r} has no scheme: write http://HOST:PORT for a tracking server, "
                 "sqlite:///PATH for a database, or file:///PATH for a folder")
