@@ -285,3 +285,58 @@ def test_remote_cell_arrives_like_a_local_one(shell, store_home, mlflow_server, 
     assert Path(stdout).read_text() == "worker done\n"
     closure = client.download_artifacts(remote.info.run_id, "code/closure.py", str(store_home / "dl"))
     assert "def step(w):" in Path(closure).read_text()
+
+
+def test_gpu_samples_become_mlflows_system_metrics(store, store_home, tmp_path):
+    # Two GPUs, three ticks, as the resource sampler hands them to the store on a GPU machine.
+    run_id, t0 = "9a" * 16, time.time()
+    store.begin_run({"id": run_id, "kind": "cell", "name": "on-gpu", "started_at": t0}, {})
+    samples = [{"host": "gpu-box", "index": gpu, "name": "H200", "timestamp": t0 + tick, "utilization_percent": 50.0 + tick,
+                "memory_used_bytes": (tick + 1) * 10**9, "memory_total_bytes": 80 * 10**9}
+               for tick in range(3) for gpu in range(2)]
+    store.finish_run(run_id, {"status": "ok", "ended_at": t0 + 3, "duration_s": 3.0}, {}, gpu_samples=samples)
+    uri = f"sqlite:///{tmp_path / 'team.db'}"
+    push(run_id, "--tracking-uri", uri, "--experiment", "gpus")
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    (remote,) = mlflow_runs(client, "gpus")
+
+    def history(key: str) -> list[tuple[int, float]]:
+        return sorted((m.step, m.value) for m in client.get_metric_history(remote.info.run_id, key))
+
+    assert history("system/gpu_1_utilization_percentage") == [(0, 50.0), (1, 51.0), (2, 52.0)]
+    assert history("system/gpu_0_memory_usage_megabytes") == [(0, 1000.0), (1, 2000.0), (2, 3000.0)]
+    assert history("system/gpu_0_memory_usage_percentage") == [(0, 1.25), (1, 2.5), (2, 3.75)]
+    timestamps = sorted(m.timestamp for m in client.get_metric_history(remote.info.run_id, "system/gpu_0_utilization_percentage"))
+    assert timestamps == [round((t0 + tick) * 1000) for tick in range(3)]
+
+
+@pytest.mark.gpu
+def test_a_gpu_run_pushes_its_samples(store_home, tmp_path):
+    from pykernel_ext.gpu import gpu_status
+
+    if not gpu_status().available:
+        pytest.skip("needs an NVIDIA GPU")
+    (store_home / "gpu.py").write_text(textwrap.dedent("""\
+        import time
+        import torch
+        import pykernel_ext
+        with pykernel_ext.track(name="matmul"):
+            a = torch.randn(4096, 4096, device="cuda")
+            deadline = time.time() + 2
+            while time.time() < deadline:
+                a = (a @ a).clamp(-1, 1)
+            torch.cuda.synchronize()
+        """))
+    done = subprocess.run([sys.executable, "gpu.py"], cwd=store_home, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    uri = f"sqlite:///{tmp_path / 'team.db'}"
+    push("--all", "--tracking-uri", uri, "--experiment", "gpu")
+
+    from mlflow.tracking import MlflowClient
+
+    (remote,) = mlflow_runs(MlflowClient(tracking_uri=uri), "gpu")
+    assert "system/gpu_0_utilization_percentage" in remote.data.metrics
+    assert remote.data.metrics["system/gpu_0_memory_usage_megabytes"] > 0
