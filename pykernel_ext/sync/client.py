@@ -58,6 +58,7 @@ class ExistingRun:
     tags: dict[str, str]
     params: dict[str, str]
     metric_keys: set[str] = field(default_factory=set)
+    artifact_uri: str | None = None
 
 
 class MlflowSession:
@@ -122,7 +123,7 @@ class MlflowSession:
             ours = run.data.tags.get(TAG_RUN_ID)
             if ours in wanted:  # the oldest wins if some other tool copied the tag
                 existing[ours] = ExistingRun(run.info.run_id, run.info.status, dict(run.data.tags),
-                                             dict(run.data.params), set(run.data.metrics))
+                                             dict(run.data.params), set(run.data.metrics), run.info.artifact_uri)
         return existing
 
     def search_all(self, max_runs: int | None = None) -> list[Any]:
@@ -152,34 +153,40 @@ class MlflowSession:
             tags["mlflow.parentRunId"] = parent_mlflow_id
         if existing is not None and _unchanged(existing, payload, tags):
             return existing.mlflow_run_id, "unchanged"
+        last_tags = {TAG_UPDATED_AT: payload.updated_at}
         if existing is None:
             run = self.client.create_run(self.experiment_id(), start_time=payload.start_ms, tags=tags,
                                          run_name=payload.name)
-            mlflow_id, params, metrics, tags_now, action = run.info.run_id, payload.params, payload.metrics, {}, "created"
+            mlflow_id, artifact_uri, action = run.info.run_id, run.info.artifact_uri, "created"
+            self._log_inputs(mlflow_id, payload)
+            self._log_artifacts(mlflow_id, artifact_uri, payload, blobs)
+            # One batch (MLflow's client splits it by its limits). A push cut short is still seen as
+            # unfinished: the run stays RUNNING in MLflow until _update_run, the last request.
+            self._log_batches(mlflow_id, payload.params, payload.metrics, {**_notes_tag(payload), **last_tags}, {})
         else:
-            mlflow_id, action, tags_now = existing.mlflow_run_id, "updated", tags
+            mlflow_id, artifact_uri, action = existing.mlflow_run_id, existing.artifact_uri, "updated"
             params = _new_params(existing, payload)
             metrics = self._new_points(mlflow_id, payload.metrics, existing.metric_keys)
-        if payload.notes:
-            tags_now["pykernel_ext.push_notes"] = "; ".join(payload.notes)[:8000]
-        self._log_inputs(mlflow_id, payload)
-        self._log_artifacts(mlflow_id, payload, blobs)
-        self._log_batches(mlflow_id, params, metrics, tags_now, {TAG_UPDATED_AT: payload.updated_at})
+            self._log_inputs(mlflow_id, payload)
+            self._log_artifacts(mlflow_id, artifact_uri, payload, blobs)
+            self._log_batches(mlflow_id, params, metrics, {**tags, **_notes_tag(payload)}, last_tags)
         self._update_run(mlflow_id, payload)
         return mlflow_id, action
 
     def _log_batches(self, mlflow_id: str, params: dict[str, str], metrics: list[MetricPoint],
                      tags: dict[str, str], last_tags: dict[str, str]) -> None:
+        """Params, metrics and tags in as few requests as MLflow allows (its client splits a batch by
+        MLflow's limits: 100 params or tags, 1,000 entities); `last_tags` go in the last request, so they
+        land only once everything before them did."""
         from mlflow.entities import Metric, Param, RunTag
 
         entities = [Metric(m.key, m.value, m.timestamp_ms, m.step) for m in metrics]
-        # MLflow's client splits a batch by its limits (100 params or tags, 1,000 entities); the last
-        # request carries `last_tags`, so they land only once everything before them did.
-        cut = max(0, len(entities) - (MAX_ENTITIES_PER_BATCH - len(last_tags)))
+        cut = max(0, len(entities) - (MAX_ENTITIES_PER_BATCH - len(last_tags))) if last_tags else len(entities)
         if params or tags or cut:
             self.client.log_batch(mlflow_id, metrics=entities[:cut], params=[Param(k, v) for k, v in params.items()],
                                   tags=[RunTag(k, v) for k, v in tags.items()])
-        self.client.log_batch(mlflow_id, metrics=entities[cut:], tags=[RunTag(k, v) for k, v in last_tags.items()])
+        if last_tags:
+            self.client.log_batch(mlflow_id, metrics=entities[cut:], tags=[RunTag(k, v) for k, v in last_tags.items()])
 
     def _new_points(self, mlflow_id: str, points: list[MetricPoint], known_keys: set[str]) -> list[MetricPoint]:
         """Points MLflow does not have yet: an update resends only those (MLflow keeps every point it gets)."""
@@ -198,7 +205,7 @@ class MlflowSession:
         for start in range(0, len(inputs), 1000):
             self.client.log_inputs(mlflow_id, datasets=inputs[start:start + 1000])
 
-    def _log_artifacts(self, mlflow_id: str, payload: RunPayload, blobs: BlobStore) -> None:
+    def _log_artifacts(self, mlflow_id: str, artifact_uri: str | None, payload: RunPayload, blobs: BlobStore) -> None:
         if not payload.artifacts:
             return
         with tempfile.TemporaryDirectory(prefix="pykernel-ext-mlflow-") as folder:
@@ -211,7 +218,21 @@ class MlflowSession:
                     os.symlink(blobs.path_for(item.blob), target)  # no copy of a large checkpoint
                 else:
                     payload.notes.append(f"artifact {item.path} is missing from the local store (blob {item.blob[:12]})")
-            self.client.log_artifacts(mlflow_id, folder)
+            self._artifact_repository(mlflow_id, artifact_uri).log_artifacts(folder)
+
+    def _artifact_repository(self, mlflow_id: str, artifact_uri: str | None):
+        """The run's artifact store, from the artifact URI we already have: MlflowClient.log_artifacts
+        would first fetch the run to learn it (one request per run more)."""
+        if artifact_uri:
+            try:
+                from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+                from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
+
+                uri = add_databricks_profile_info_to_artifact_uri(artifact_uri, self.target.tracking_uri)
+                return get_artifact_repository(uri, tracking_uri=self.target.tracking_uri)
+            except (ImportError, TypeError):
+                pass  # another MLflow version: let its client find the repository
+        return _ClientArtifacts(self.client, mlflow_id)
 
     def _update_run(self, mlflow_id: str, payload: RunPayload) -> None:
         from mlflow.entities import RunStatus
@@ -222,9 +243,23 @@ class MlflowSession:
             mlflow_id, RunStatus.from_string(payload.status), payload.end_ms, payload.name)
 
 
+class _ClientArtifacts:
+    """The run's artifacts through MlflowClient (which looks the run up first)."""
+
+    def __init__(self, client: Any, mlflow_id: str) -> None:
+        self.client, self.mlflow_id = client, mlflow_id
+
+    def log_artifacts(self, folder: str) -> None:
+        self.client.log_artifacts(self.mlflow_id, folder)
+
+
 def _unchanged(existing: ExistingRun, payload: RunPayload, tags: dict[str, str]) -> bool:
     return (existing.tags.get(TAG_UPDATED_AT) == payload.updated_at and existing.status == payload.status
             and existing.tags.get("mlflow.parentRunId") == tags.get("mlflow.parentRunId"))
+
+
+def _notes_tag(payload: RunPayload) -> dict[str, str]:
+    return {"pykernel_ext.push_notes": "; ".join(payload.notes)[:8000]} if payload.notes else {}
 
 
 def _new_params(existing: ExistingRun, payload: RunPayload) -> dict[str, str]:
