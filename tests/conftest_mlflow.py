@@ -172,3 +172,16 @@ def wait_for(condition, timeout: float = 120.0, interval: float = 0.2, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def push_here(home: Path, uri: str, experiment_name: str, run_ids: list[str] | None = None) -> list:
+    """The same push in this process (what the command runs, without starting Python and mlflow again)."""
+    from pykernel_ext.store import RunStore
+    from pykernel_ext.sync.push import Pusher
+    from pykernel_ext.sync.target import MlflowTarget
+
+    with RunStore.open(home / ".pykernel_ext") as store:
+        ids = run_ids if run_ids is not None else [r for r, (_, kind) in store.run_parents().items() if kind != "mlflow"]
+        results = Pusher(store, MlflowTarget(uri, experiment_name)).push(ids)
+    assert all(r.action != "failed" for r in results), [r.message for r in results]
+    return results

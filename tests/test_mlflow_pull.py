@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli
-from conftest_mlflow import experiment, mlflow_server  # noqa: F401
+from conftest_mlflow import experiment, mlflow_server, push_here  # noqa: F401
 
 API = "pykernel-ext/api/v1"
 
@@ -84,7 +84,7 @@ def team_experiment(mlflow_server, experiment, store_home, tmp_path) -> str:
     python(TEAMMATE_SCRIPT, teammate, PYKERNEL_EXT_HOME=str(teammate))
     assert cli("mlflow", "push", "--all", *target, env={"PYKERNEL_EXT_HOME": str(teammate)}).returncode == 0
     python(OUR_SCRIPT, store_home)
-    assert cli("mlflow", "push", "--all", *target).returncode == 0
+    push_here(store_home, mlflow_server.uri, experiment)
     return experiment
 
 

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from conftest import cli, run_cell
-from conftest_mlflow import by_local_id, experiment, mlflow_runs, mlflow_server  # noqa: F401
+from conftest_mlflow import by_local_id, experiment, mlflow_runs, mlflow_server, push_here  # noqa: F401
 from conftest_remote import embedded_cluster  # noqa: F401
 from pykernel_ext.store import RunStore
 
@@ -74,6 +74,7 @@ def git_repo(folder: Path) -> str:
 
 
 def push(*args: str) -> subprocess.CompletedProcess:
+    """`pykernel-ext mlflow push ...` as a user types it."""
     done = cli("mlflow", "push", *args)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
@@ -144,7 +145,7 @@ def test_cell_run_arrives_with_params_series_tags_inputs_and_artifacts(shell, st
 def test_failed_cell_is_failed_in_mlflow_with_its_traceback(shell, store_home, mlflow_server, experiment):
     run_cell(shell, "%%track --name broken\nscale = 2\nvalues = [1, 2]\nvalues[scale]")
     (run_id,) = run_ids(store_home)
-    push(run_id, "--tracking-uri", mlflow_server.uri, "--experiment", experiment)
+    push_here(store_home, mlflow_server.uri, experiment, [run_id])
     (remote,) = mlflow_runs(mlflow_server.client(), experiment)
     assert remote.info.status == "FAILED"
     assert remote.data.tags["pykernel_ext.error"] == "IndexError: list index out of range"
@@ -155,18 +156,18 @@ def test_failed_cell_is_failed_in_mlflow_with_its_traceback(shell, store_home, m
 def test_push_again_updates_the_same_mlflow_run(shell, store_home, mlflow_server, experiment):
     run_cell(shell, "%%track --name steps\nimport pykernel_ext\nfor i in range(3):\n    pykernel_ext.log(acc=i / 10, step=i)")
     (run_id,) = run_ids(store_home)
-    target = ["--tracking-uri", mlflow_server.uri, "--experiment", experiment]
-    push(run_id, *target)
-    again = push(run_id, *target)
-    assert f"{run_id[:8]}  unchanged" in again.stdout
+    (first,) = push_here(store_home, mlflow_server.uri, experiment, [run_id])
+    again = push(run_id, "--tracking-uri", mlflow_server.uri, "--experiment", experiment)
+    assert first.action == "created" and f"{run_id[:8]}  unchanged" in again.stdout
 
     # Points added later (a live flush of a run that was pushed while it ran) go up once each.
     with RunStore.open(store_home / ".pykernel_ext") as store:
         now = time.time()
         store.append_metrics(run_id, [("acc", 3, 0.3, now), ("acc", 4, 0.4, now)], {"acc": 0.4})
-    updated = push(run_id[:10], *target)
-    assert f"{run_id[:8]}  updated" in updated.stdout
-    push("--all", *target)
+    (updated,) = push_here(store_home, mlflow_server.uri, experiment, [run_id])
+    (last,) = push_here(store_home, mlflow_server.uri, experiment)
+    assert updated.action == "updated" and last.action == "unchanged"
+    assert updated.mlflow_run_id == last.mlflow_run_id == first.mlflow_run_id
 
     client = mlflow_server.client()
     (remote,) = mlflow_runs(client, experiment)
@@ -239,7 +240,7 @@ def test_notebook_run_and_its_cells_arrive_linked_to_their_parent(store_home, ml
     (notebook_id,) = run_ids(store_home, kind="notebook")
     cells = run_ids(store_home, kind="cell")
     assert len(cells) == 2
-    push("--all", "--tracking-uri", mlflow_server.uri, "--experiment", experiment)
+    push_here(store_home, mlflow_server.uri, experiment)
 
     client = mlflow_server.client()
     remote = by_local_id(mlflow_runs(client, experiment))
@@ -259,8 +260,8 @@ def test_runs_pulled_from_mlflow_are_not_pushed_back(store_home, mlflow_server, 
     with RunStore.open(store_home / ".pykernel_ext") as store:
         store.replace_run({"id": "ab" * 16, "kind": "mlflow", "name": "theirs", "status": "ok", "started_at": 1.0,
                            "ended_at": 2.0, "owner_host": None}, {})
-    done = push("ab" * 16, "--tracking-uri", mlflow_server.uri, "--experiment", experiment)
-    assert "skipped" in done.stdout and "pulled from MLflow" in done.stdout
+    (result,) = push_here(store_home, mlflow_server.uri, experiment, ["ab" * 16])
+    assert result.action == "skipped" and "pulled from MLflow" in result.message
     assert mlflow_runs(mlflow_server.client(), experiment) == []
 
 
@@ -272,7 +273,7 @@ def test_remote_cell_arrives_like_a_local_one(shell, store_home, mlflow_server, 
                              "print('worker done')")
     assert result.success, result.error_in_exec
     (run_id,) = run_ids(store_home, kind="remote")
-    push(run_id, "--tracking-uri", mlflow_server.uri, "--experiment", experiment)
+    push_here(store_home, mlflow_server.uri, experiment, [run_id])
 
     client = mlflow_server.client()
     (remote,) = mlflow_runs(client, experiment)
@@ -296,7 +297,7 @@ def test_gpu_samples_become_mlflows_system_metrics(store, store_home, tmp_path):
                for tick in range(3) for gpu in range(2)]
     store.finish_run(run_id, {"status": "ok", "ended_at": t0 + 3, "duration_s": 3.0}, {}, gpu_samples=samples)
     uri = f"sqlite:///{tmp_path / 'team.db'}"
-    push(run_id, "--tracking-uri", uri, "--experiment", "gpus")
+    push_here(store_home, uri, "gpus", [run_id])
 
     from mlflow.tracking import MlflowClient
 
@@ -333,7 +334,7 @@ def test_a_gpu_run_pushes_its_samples(store_home, tmp_path):
     done = subprocess.run([sys.executable, "gpu.py"], cwd=store_home, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     uri = f"sqlite:///{tmp_path / 'team.db'}"
-    push("--all", "--tracking-uri", uri, "--experiment", "gpu")
+    push_here(store_home, uri, "gpu")
 
     from mlflow.tracking import MlflowClient
 
