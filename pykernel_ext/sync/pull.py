@@ -76,7 +76,8 @@ def _as_local_run(run: Any, local: str, local_ids: dict[str, str], known: dict[s
     summary = {
         "id": local, "kind": "mlflow", "name": info.run_name or info.run_id[:8], "status": status,
         "parent_id": parent if parent and (parent in known or parent in local_ids.values()) else None,
-        "notebook": tags.get("pykernel_ext.notebook") or tags.get("mlflow.source.name"),
+        # Only our own (relative) label: an MLflow source name is a path on the machine that logged it.
+        "notebook": tags.get("pykernel_ext.notebook"),
         "started_at": started, "ended_at": ended, "duration_s": (ended - started) if ended else None,
         "code_hash": tags.get("pykernel_ext.code_hash"), "host": tags.get("pykernel_ext.host"),
         "owner_host": None,  # no local process owns it: never marked interrupted here
