@@ -18,6 +18,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -63,7 +64,12 @@ class MlflowServer:
         """Start and wait until it answers. A port taken meanwhile (free_port is only a guess) gets another."""
         for attempt in range(3):
             self._spawn()
-            if self._wait_healthy():
+            try:
+                healthy = self._wait_healthy()
+            except BaseException:
+                self.stop()  # never leave a server (and its job runner's processes) behind
+                raise
+            if healthy:
                 return self
             if not self.port_was_chosen or attempt == 2:
                 break
@@ -97,10 +103,10 @@ class MlflowServer:
         return False
 
     def stop(self) -> None:
-        """End the server's process group (the CLI and its uvicorn workers); wait until they are gone."""
+        """End the server's process group (the CLI, uvicorn workers, the job runner); wait until they are gone."""
         if self.proc is None or self.proc.poll() is not None and not _group_alive(self.proc.pid):
             return
-        for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        for sig, wait_s in ((signal.SIGTERM, 3), (signal.SIGKILL, 10)):  # a test server keeps nothing worth waiting for
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
             deadline = time.monotonic() + wait_s
@@ -135,13 +141,17 @@ _shared: list[MlflowServer] = []
 
 
 @pytest.fixture(scope="session")
-def mlflow_server() -> MlflowServer:
-    """One plain server shared by every test that needs one (each test uses its own experiment)."""
+def mlflow_server() -> Iterator[MlflowServer]:
+    """One plain server shared by every test module that needs one (each test uses its own experiment).
+
+    The modules import this fixture, so pytest may set it up once per module: the server itself is
+    started once per process and stopped at the session's end (or at exit, whichever comes first)."""
     if not _shared:
-        server = MlflowServer(Path(tempfile.mkdtemp(prefix="pykernel-ext-mlflow-"))).start()
+        server = MlflowServer(Path(tempfile.mkdtemp(prefix="pykernel-ext-mlflow-")))
         atexit.register(server.stop)
-        _shared.append(server)
-    return _shared[0]
+        _shared.append(server.start())
+    yield _shared[0]
+    _shared[0].stop()
 
 
 @pytest.fixture
