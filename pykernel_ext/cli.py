@@ -17,7 +17,7 @@ from .json_output import dumps as json_dumps
 from .store import STATUSES, RunStore
 
 # Modules adding their own subcommands (each has `register(subparsers)`), imported only if present.
-COMMAND_MODULES = ("pykernel_ext.remote.cli", "pykernel_ext.batch.cli")
+COMMAND_MODULES = ("pykernel_ext.remote.cli", "pykernel_ext.batch.cli", "pykernel_ext.sync.cli")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +60,7 @@ def _register_runs(sub: argparse._SubParsersAction) -> None:
     listing = runs_sub.add_parser("list", help="recent runs, newest first")
     listing.add_argument("--notebook", help="only runs of this notebook (path as shown in the list)")
     listing.add_argument("--status", choices=STATUSES)
-    listing.add_argument("--kind", choices=("cell", "script", "remote", "notebook"))
+    listing.add_argument("--kind", choices=("cell", "script", "remote", "notebook", "mlflow"))
     listing.add_argument("--tag", help="KEY or KEY=VALUE")
     listing.add_argument("--search", help="free text in name, notebook, params, tags, error")
     listing.add_argument("--limit", type=_positive_int, default=20)

@@ -283,6 +283,10 @@ class Run:
         if git_pending:
             # Only now: a capture that lands meanwhile calls back at once, after the run's end is written.
             self._git_future.add_done_callback(self._attach_late_git)
+        if os.environ.get("PYKERNEL_EXT_MLFLOW_URI") and self.store is not None:
+            from .sync.mirror import run_ended  # MLflow mirroring: sync/ loads only when it is on
+
+            run_ended(self.store, self.id)
 
     def record_remote_outcome(self, error: BaseException | None, *, logs: dict[str, Any],
                               resources: dict[str, Any], worker: dict[str, Any], outputs: list | None,

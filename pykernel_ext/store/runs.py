@@ -372,6 +372,26 @@ class RunStore:
             raise RunNotFound(run_id, f"run {run_id} has no artifact {path!r}")
         return rows[0]["blob"], rows[0]["size"]
 
+    def run_parents(self, run_ids: list[str] | None = None) -> dict[str, tuple[str | None, str]]:
+        """{run id: (parent id, kind)} for these runs (every run when None), oldest first."""
+        if run_ids is None:
+            rows = self._read("SELECT id, parent_id, kind FROM runs ORDER BY started_at, id")
+        else:
+            rows = []
+            for start in range(0, len(run_ids), 500):  # SQLite caps the number of ? in one statement
+                chunk = run_ids[start:start + 500]
+                rows += self._read(f"SELECT id, parent_id, kind FROM runs WHERE id IN ({', '.join('?' for _ in chunk)}) "
+                                   "ORDER BY started_at, id", chunk)
+        return {r["id"]: (r["parent_id"], r["kind"]) for r in rows}
+
+    def replace_run(self, summary: dict[str, Any], details: dict[str, Any],
+                    metrics: list[tuple[str, int | None, float, float]] = ()) -> None:
+        """Write a whole run recorded elsewhere (pulled from MLflow), replacing an earlier copy of it."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM runs WHERE id = ?", (summary["id"],))
+            self.begin_run(summary, details)
+            self.finish_run(summary["id"], summary, details, list(metrics))
+
     def count_runs(self) -> int:
         return self._read("SELECT COUNT(*) AS n FROM runs")[0]["n"]
 

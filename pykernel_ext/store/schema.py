@@ -108,6 +108,32 @@ def _m002_log_chunks(conn: sqlite3.Connection) -> None:
         """)
 
 
+def _m003_mlflow_outbox(conn: sqlite3.Connection) -> None:
+    # One row per (run, MLflow target): `pending` until pushed (the mirror's outbox, retried with backoff),
+    # then `pushed` with the MLflow run id (what `pykernel-ext mlflow status` reports). A claim (owner,
+    # lease) keeps two processes from pushing the same run at once; an expired lease is free again.
+    # `tracking_uri` never holds credentials (user:password@ is removed before it is written).
+    _run_statements(conn, """
+        CREATE TABLE mlflow_outbox (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            tracking_uri TEXT NOT NULL,
+            experiment TEXT NOT NULL,
+            state TEXT NOT NULL,
+            enqueued_at REAL NOT NULL,
+            next_attempt_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_attempt_at REAL,
+            last_error TEXT,
+            claimed_by TEXT,
+            claimed_until REAL,
+            mlflow_run_id TEXT,
+            pushed_at REAL,
+            PRIMARY KEY (run_id, tracking_uri, experiment)
+        );
+        CREATE INDEX mlflow_outbox_due ON mlflow_outbox(state, next_attempt_at);
+        """)
+
+
 def _run_statements(conn: sqlite3.Connection, script: str) -> None:
     # Not executescript(): it COMMITs first, which would break the migration's transaction.
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
@@ -116,5 +142,5 @@ def _run_statements(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_m001_initial, _m002_log_chunks]
+MIGRATIONS: list[Migration] = [_m001_initial, _m002_log_chunks, _m003_mlflow_outbox]
 SCHEMA_VERSION = len(MIGRATIONS)

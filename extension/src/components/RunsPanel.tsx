@@ -11,7 +11,7 @@ import { IRunFilters, RunsModel } from '../model';
 export const ROW_HEIGHT = 26;
 const OVERSCAN = 10;
 const STATUSES = ['running', 'ok', 'failed', 'interrupted'];
-const KINDS = ['cell', 'script', 'remote', 'notebook'];
+const KINDS = ['cell', 'script', 'remote', 'notebook', 'mlflow'];
 
 export interface IRunsPanelProps {
   model: RunsModel;
