@@ -134,8 +134,9 @@ def test_cell_run_arrives_with_params_series_tags_inputs_and_artifacts(shell, st
     folder = Path(client.download_artifacts(info.run_id, "", str(store_home / "downloaded")))
     assert (folder / "code" / "cell.py").read_text() == local["code"]["source"]
     closure = (folder / "code" / "closure.py").read_text()
-    assert [e["name"] for e in local["code"]["closure"]] == ["train_one_epoch"]
-    assert "def train_one_epoch(model, opt, x, y):" in closure
+    # The notebook's function, and the class of the model the cell uses (defined in the notebook too).
+    assert sorted(e["name"] for e in local["code"]["closure"]) == ["Net", "train_one_epoch"]
+    assert "def train_one_epoch(model, opt, x, y):" in closure and "class Net(" in closure
     assert (folder / "logs" / "stdout.txt").read_text().startswith("final loss")
     assert (folder / "artifacts" / "checkpoints" / "net.pt").read_bytes() == (store_home / "checkpoints" / "net.pt").read_bytes()
     assert "torch==" in (folder / "environment" / "requirements.txt").read_text()
