@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import queue
+import threading
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from .session_worker import SessionCell
 from .shipping import format_bytes
 
 _OUTPUT_EVENTS = ("stream", "display", "clear", "metric")
+SEND_WAIT_SECONDS = 0.05  # at most this long; a slow connection must not hold the notebook
 
 
 class SessionTask:
@@ -42,10 +44,14 @@ class SessionTask:
         previous = getattr(session, "in_flight", None)
         if previous is not None and not previous.done():
             concurrent.futures.wait([previous])
-        self._future = session.call_async("run", cell)
+        sent = threading.Event()
+        self._future = session.call_async("run", cell, sent)
         session.in_flight = self._future
         # Wake the follower the moment the answer is in (no polling).
         self._future.add_done_callback(lambda _: events.put({"type": "_done"}))
+        # Let the client's event loop write the request before this thread records the run: both need the GIL,
+        # and the run's record (about a millisecond of Python) would otherwise delay the cell's start.
+        sent.wait(SEND_WAIT_SECONDS)
 
     def _settle(self) -> None:
         """Turn the raw answer into the result (on the follower's thread); a stale reference is resent whole."""

@@ -113,15 +113,30 @@ class RemoteSession:
                               "(is a cell of it still running?)") from None
         return self.answer(answer)
 
-    def call_async(self, action: str, request: Any = None) -> Any:
-        """Send a request from any thread; returns a concurrent.futures.Future of the raw answer."""
+    def call_async(self, action: str, request: Any = None, sent: threading.Event | None = None) -> Any:
+        """Send a request from any thread; returns a concurrent.futures.Future of the raw answer. `sent` is set
+        once the request is written (the caller may then do its own work without competing for the GIL with
+        the client's event loop, which still has to serialize and write the request)."""
         import asyncio
 
         message = encode(request) if request is not None else None
+        pool = self.executor.client.rpc
 
         async def send() -> Any:
-            return await self.executor.client.rpc(self.address).pykernel_ext_session(
-                session=self.name, action=action, request=message)
+            comm = await pool.connect(self.address)
+            try:
+                await comm.write({"op": HANDLER, "session": self.name, "action": action, "request": message,
+                                  "reply": True}, on_error="raise")
+                if sent is not None:
+                    sent.set()
+                answer = await comm.read()
+            except BaseException:
+                comm.abort()  # never reuse a connection a request or an answer may be half written on
+                raise
+            pool.reuse(self.address, comm)
+            if isinstance(answer, dict) and answer.get("status") == "uncaught-error":
+                raise RemoteError(f"the session's worker failed to answer: {answer.get('exception_text') or answer}")
+            return answer
 
         return asyncio.run_coroutine_threadsafe(send(), self.executor.client.loop.asyncio_loop)
 
