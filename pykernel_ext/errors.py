@@ -49,6 +49,10 @@ class DataPathNotFound(PykernelExtError):
         super().__init__(f"--data path {path!r} does not exist (relative paths start at {_cwd()})")
 
 
+class BatchError(PykernelExtError):
+    """A notebook run cannot start: a missing notebook, an unknown kernel, no cluster."""
+
+
 class MissingOptionalDependency(PykernelExtError):
     """A feature needs a package that is not installed."""
 

@@ -433,7 +433,7 @@ def track_cell(line: str, body: str, known: set[str]) -> Translated:
     """
     import ast
 
-    from .magics import TRACK_PARSER, parse_line
+    from .magic_options import TRACK_PARSER, parse_line
 
     try:
         args = parse_line(TRACK_PARSER, line)
@@ -466,7 +466,7 @@ def remote_cell(line: str, body: str, known: set[str]) -> Translated:
     """
     import ast
 
-    from .magics import REMOTE_PARSER, parse_line
+    from .magic_options import REMOTE_PARSER, parse_line
 
     try:
         args = parse_line(REMOTE_PARSER, line)

@@ -9,6 +9,7 @@ import logging
 from typing import Any, Callable, Iterator
 
 from ..config import Settings
+from ..errors import BatchError
 from .execute import NotebookOutcome, NotebookTask, execute_notebook_task
 
 
@@ -25,7 +26,6 @@ class BatchCluster:
         from distributed import Client
 
         from ..remote.cluster import resolve_address
-        from .runner import BatchError
 
         address, origin = resolve_address(self.options.scheduler, self.settings)
         if address:
@@ -46,7 +46,6 @@ class BatchCluster:
             self.cluster.close()
 
     def _check_resources(self) -> None:
-        from .runner import BatchError
 
         wanted = self.options.gpus_per_run
         if not wanted:

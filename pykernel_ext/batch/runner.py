@@ -12,14 +12,10 @@ from typing import Any, Callable, Iterator
 
 from ..capture.notebook import notebook_code_text
 from ..config import Settings
-from ..errors import PykernelExtError
+from ..errors import BatchError, PykernelExtError
 from ..tracking import Run, RunContext, TrackOptions, open_store
 from .execute import NotebookOutcome, NotebookTask, execute_notebook_task
 from .parameters import literal_defaults, notebook_parameters
-
-
-class BatchError(PykernelExtError):
-    """A notebook run cannot start: a missing notebook, an unknown kernel, no cluster."""
 
 
 class NotebookRunFailed(PykernelExtError):

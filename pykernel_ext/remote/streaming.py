@@ -317,19 +317,6 @@ def clear_output(wait: bool = False) -> None:
         output.clear(wait)
 
 
-def patch_ipython_display() -> None:
-    """Make `from IPython.display import display` send displays home too, when IPython is on the worker."""
-    try:
-        import IPython.core.display_functions as functions
-        import IPython.display as public
-    except ImportError:
-        return
-    for module in (functions, public, sys.modules.get("IPython.core.display")):
-        if module is not None:
-            module.display = display
-            module.clear_output = clear_output
-
-
 # ---- matplotlib ---------------------------------------------------------------------------------
 
 

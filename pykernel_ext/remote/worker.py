@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .graph import Mirror, Packed, measure, pack, unpack
-from .streaming import (CellOutput, display, flush_figures, patch_ipython_display, prepare_matplotlib,
+from .streaming import (CellOutput, clear_output, display, flush_figures, prepare_matplotlib,
                         routed_output, run_proxy_installed)
 
 
@@ -209,10 +209,20 @@ def _compile(payload: CellPayload) -> tuple[types.CodeType, types.CodeType | Non
     return compile(tree, payload.filename, "exec"), last
 
 
+def _route_ipython_display() -> None:
+    """`from IPython.display import display` in a remote cell sends home too. IPython is touched only by the
+    magic layer (the rule of the house), which patches it with our worker-side functions."""
+    try:
+        from ..magics import route_ipython_display
+    except ImportError:  # no IPython on this worker: the cell's own import of it fails as it would anyway
+        return
+    route_ipython_display(display, clear_output)
+
+
 def _prepare_namespace(namespace: dict[str, Any], payload: CellPayload) -> None:
     prepare_matplotlib(payload.source)
     if "IPython" in payload.source or "IPython.display" in sys.modules:
-        patch_ipython_display()
+        _route_ipython_display()
     if "get_ipython" in payload.source:
         namespace["get_ipython"] = lambda: _WORKER_SHELL
 
