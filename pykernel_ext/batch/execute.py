@@ -7,44 +7,13 @@ import os
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..records import NotebookOutcome, NotebookTask
 from . import failures
 
 ENV_REPRODUCES = "PYKERNEL_EXT_REPRODUCES"
-
-
-@dataclass
-class NotebookTask:
-    """Everything a worker needs; plain data so it pickles to any cluster."""
-
-    run_id: str
-    notebook_label: str  # the notebook's path as the store shows it
-    notebook_bytes: bytes
-    parameters: dict[str, Any]  # what papermill injects (the values given)
-    kernel: str
-    cwd: str | None = None  # the notebook's folder, when the worker can see it
-    timeout: float | None = None  # per cell, as papermill's execution_timeout
-    reproduces: str | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
-    language: str | None = None  # for a notebook whose metadata names none (papermill needs it to inject)
-
-
-@dataclass
-class NotebookOutcome:
-    """What came back: status, error, the executed notebook and the tracked cells' records."""
-
-    run_id: str
-    status: str  # ok | failed
-    error: dict[str, Any] | None
-    executed: bytes | None
-    bundle: dict[str, Any] | None
-    host: str
-    started_at: float | None  # when the worker began (a queued run waited before that)
-    duration_s: float
-    cpu_seconds: float
 
 
 def execute_notebook_task(task: NotebookTask) -> NotebookOutcome:

@@ -62,7 +62,7 @@ def submit_remote(context: RunContext, options: RemoteOptions, track: TrackOptio
     from ..tracking import start_run
     from .cluster import get_executor
     from .shipping import cell_names, is_silent, names_to_send, prepare_cell
-    from .worker import CellPayload
+    from ..records import CellPayload
 
     track = track or TrackOptions()
     sink = sink or PrintSink()
@@ -118,9 +118,9 @@ def _submit_session_cell(context: RunContext, options: RemoteOptions, track: Tra
     from ..tracking import start_run
     from .session_kernel import get_session
     from .session_cells import SessionJob, SessionTask
-    from .session_worker import SessionCell
+    from ..records import SessionCell
     from .shipping import is_silent, names_to_send
-    from .worker import CellPayload
+    from ..records import CellPayload
 
     namespace = context.namespace if context.namespace is not None else {}
     settings = Settings.from_env()

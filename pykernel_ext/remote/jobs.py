@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from .errors import RemoteCellError, RemoteError, RemoteTimeout
 from .executor import RemoteTask, Requirements
+from ..records import RemoteOutcome, WorkerEvent
 from .graph import Mirror, Packed, unpack
 from .rebind import adopt
 
@@ -255,7 +256,7 @@ class RemoteJob:
                 next_view = time.monotonic() + VIEW_REFRESH_SECONDS
                 self._sink.status(self)
 
-    def _handle(self, event: dict[str, Any]) -> None:
+    def _handle(self, event: WorkerEvent) -> None:
         kind = event.get("type")
         if kind == "stream":
             kept = self.logs.add(event["name"], event["text"])
@@ -292,7 +293,7 @@ class RemoteJob:
             return None
         return self.task.outcome()
 
-    def _take(self, outcome: dict[str, Any]) -> BaseException | None:
+    def _take(self, outcome: RemoteOutcome) -> BaseException | None:
         """Keep the worker's results (also after an error or an interrupt); the cell's own error becomes the
         exception to raise."""
         self._graph = outcome.get("graph")

@@ -12,7 +12,7 @@ from .errors import RemoteError, WorkerDied
 from .executor import CHECK_SECONDS
 from .jobs import RemoteJob, apply_results
 from .session_kernel import RemoteSession, SessionCellPlan
-from .session_worker import SessionCell
+from ..records import SessionCell
 from .shipping import format_bytes
 
 _OUTPUT_EVENTS = ("stream", "display", "clear", "metric")

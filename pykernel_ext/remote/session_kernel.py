@@ -22,7 +22,8 @@ from typing import Any
 from .errors import RemoteError, RemoteUsageError, ResourceUnavailable, WorkerDied
 from .executor import CHECK_SECONDS, DaskExecutor, Requirements, describe_workers
 from .graph import Mirror, Packed, StaleHandles, pack
-from .session_worker import HANDLER, SessionCell, decode, encode, hold_session
+from ..records import SessionCell
+from .session_worker import HANDLER, decode, encode, hold_session
 
 TASK_PREFIX = "pykernel-ext-session-"
 START_TIMEOUT_SECONDS = 30.0  # a session waiting this long for its worker (resources held by others) fails

@@ -22,13 +22,13 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
+from ..records import CellPayload, RemoteOutcome, SessionCell
 from .graph import Mirror, Packed, StaleHandles, changed_within, measure, unpack
 from .rebind import adopt
 from .streaming import CellOutput, display, routed_output, run_proxy_installed
-from .worker import (CellPayload, describe_results, execute, show_open_figures, start_sampler, stop_sampler,
+from .worker import (describe_results, execute, show_open_figures, start_sampler, stop_sampler,
                      worker_has_cuda, worker_info)
 
 logger = logging.getLogger(__name__)
@@ -37,16 +37,6 @@ POLL_SECONDS = 1.0  # how often an idle session checks its task and its idle tim
 
 _sessions: dict[str, "WorkerSession"] = {}
 _sessions_lock = threading.Lock()
-
-
-@dataclass
-class SessionCell:
-    """A session cell: the payload of any remote cell, plus what the session needs to know."""
-
-    payload: CellPayload
-    inputs: Packed | None  # the notebook values that changed since they were last sent
-    reads: list[str] = field(default_factory=list)  # names the cell reads (data hashes of those living here)
-    home_bytes: int = 1_000_000  # values the cell assigns up to this size also go home
 
 
 def hold_session(name: str, owner: dict[str, Any], idle_seconds: float, key: str) -> dict[str, Any]:
@@ -209,7 +199,7 @@ class WorkerSession:
             self.synced[name] = _deep(value)
         return list(values)
 
-    def run(self, cell: SessionCell) -> dict[str, Any]:
+    def run(self, cell: SessionCell) -> RemoteOutcome | dict[str, Any]:
         payload = cell.payload
         warnings: list[str] = []
         info = self.worker_info()
@@ -232,7 +222,7 @@ class WorkerSession:
             if outcome["status"] != "interrupted":
                 show_open_figures()
         self.cells += 1
-        result = dict(outcome)
+        result: RemoteOutcome = RemoteOutcome(**outcome)  # type: ignore[typeddict-item]
         result.update(describe_results(namespace, payload, warnings))
         unsent_reads = [n for n in cell.reads if n not in received and n in namespace]
         result["data"] = self._hash_session_values(unsent_reads, warnings) if unsent_reads else []

@@ -13,7 +13,7 @@ from typing import Any
 from ..capture.code import SHELL_NAMES, analyze_names, code_closure
 from .errors import RemoteUsageError, ShippingError
 from .graph import Mirror, Packed, measure, pack
-from .worker import CellPayload
+from ..records import CellPayload
 
 LARGE_VALUE_BYTES = 100 * 1024 * 1024  # warn: sending this takes a noticeable time
 # Graphs up to this size travel inside the task; bigger ones go straight to the worker beside it (Dask warns

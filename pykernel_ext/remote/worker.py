@@ -16,30 +16,12 @@ import threading
 import time
 import traceback
 import types
-from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from ..records import CellPayload, RemoteOutcome
 from .graph import Mirror, Packed, measure, pack, unpack
 from .streaming import (CellOutput, clear_output, display, flush_figures, prepare_matplotlib,
                         routed_output, run_proxy_installed)
-
-
-@dataclass
-class CellPayload:
-    """Everything the worker needs to run one cell, beside its inputs (one packed graph)."""
-
-    key: str
-    topic: str
-    source: str  # Python source after IPython's transforms
-    filename: str  # "<remote cell N>": what tracebacks show
-    display_source: str  # the cell as the user sees it, for traceback source lines
-    line_offset: int = 0  # lines before the body in the notebook cell (the `%%remote` line)
-    writes: list[str] = field(default_factory=list)
-    pull: list[str] = field(default_factory=list)  # bring back only these (default: the writes)
-    source_lines: dict[str, list[str]] = field(default_factory=dict)  # linecache of shipped functions
-    sample_interval: float = 0.5
-    silent: bool = False  # the cell ends with `;`: do not display its last expression
-    metrics: list[str] = field(default_factory=list)  # --metrics names: their final values are sent home
 
 
 # ---- interrupting a running cell ------------------------------------------------------------------
@@ -100,7 +82,7 @@ class _Registration:
 # ---- the task -------------------------------------------------------------------------------------
 
 
-def run_cell(payload: CellPayload, inputs: Packed) -> dict[str, Any]:
+def run_cell(payload: CellPayload, inputs: Packed) -> RemoteOutcome:
     """Run one remote cell on this worker and return its outcome (never raises for the cell's errors).
 
     The inputs arrive as one graph; what comes back is one graph too: the names the cell assigned (or
@@ -131,7 +113,7 @@ def run_cell(payload: CellPayload, inputs: Packed) -> dict[str, Any]:
             outcome = execute(payload, namespace)
             if outcome["status"] != "interrupted":
                 show_open_figures()
-    result = dict(outcome)
+    result: RemoteOutcome = RemoteOutcome(**outcome)  # type: ignore[typeddict-item]
     if namespace is not None:
         result.update(describe_results(namespace, payload, warnings))
         result.update(collect_results(namespace, payload, mirror, list(values)))
