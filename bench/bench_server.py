@@ -59,6 +59,8 @@ def bulk_insert_runs(store, count: int, *, series_runs: int = 10, points: int = 
     Writes the store's tables directly (executemany) because begin_run/finish_run cost a transaction each:
     fine for real runs, hours for 100,000 synthetic ones. Returns the runs, oldest first.
     """
+    from pykernel_ext.store.index import reindex_all
+
     rng = random.Random(seed)
     now = time.time()
     runs = [synthetic_run(i, count, now, rng) for i in range(count)]
@@ -82,6 +84,7 @@ def bulk_insert_runs(store, count: int, *, series_runs: int = 10, points: int = 
         conn.executemany("INSERT INTO run_details VALUES (?, ?)", detail_rows)
         conn.executemany("INSERT INTO run_tags VALUES (?, ?, ?)", tag_rows)
         conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", metric_rows)
+        reindex_all(conn)  # the sortable index of params and metric summaries, as the writers keep it
     return runs
 
 
