@@ -107,6 +107,7 @@ class BatchRunner:
         store = open_store(self.settings)
         blob = store.blobs.put_bytes(self.notebook_bytes)
         runs = [self._start(params, blob, reproduces) for params in parameter_sets]
+        store.assign_sweep([run.id for run in runs])  # one invocation's runs group as a sweep in the sidebar
         folder = Path(cwd) if cwd else self.notebook.resolve().parent
         tasks = [self._task(run, params, reproduces, folder) for run, params in zip(runs, parameter_sets)]
         counts = {"total": len(tasks), "done": 0, "running": 0, "failed": 0}
