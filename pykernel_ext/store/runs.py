@@ -389,6 +389,23 @@ class RunStore:
         run_id = self.resolve_run_id(ref)
         return _summary_out(self._read(f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE id = ?", (run_id,))[0])
 
+    def child_summaries(self, run_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The summaries of a run's children, in start order."""
+        rows = self._read(f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE parent_id = ? ORDER BY started_at, id LIMIT ?",
+                          (run_id, limit))
+        return [_summary_out(r) for r in rows]
+
+    def metric_stats(self, run_ids: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """Each run's metric summaries: {run id: {key: {last, min, max, count}}}."""
+        stats: dict[str, dict[str, dict[str, Any]]] = {}
+        for start in range(0, len(run_ids), 500):
+            chunk = run_ids[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for r in self._read(f"SELECT run_id, key, last, min, max, count FROM run_metric_summary "
+                                f"WHERE run_id IN ({marks})", chunk):
+                stats.setdefault(r.pop("run_id"), {})[r.pop("key")] = r
+        return stats
+
     # ---- managing runs ---------------------------------------------------------------------
 
     def update_run(self, ref: str, patch: RunPatch) -> dict[str, Any]:
