@@ -18,6 +18,7 @@ from typing import Any
 RUN_MIME = "application/vnd.pykernel-ext.run+json"
 LINK_ATTRIBUTE = "data-pykernel-ext-run"  # the JupyterLab extension opens the run when such an element is clicked
 MAX_METRICS_SHOWN = 4
+FINAL_STATUSES = ("ok", "failed", "interrupted")
 _STATUS_COLORS = {"ok": "#2e7d32", "failed": "#c62828", "interrupted": "#ef6c00", "running": "#1565c0",
                   "queued": "#6a1b9a"}
 
@@ -101,7 +102,8 @@ class _WidgetJobView:
 
         self._status = display(run_bundle(job.run, job.summary(), job), raw=True, display_id=True)
         self._out = ipywidgets.Output()
-        display(self._out)
+        self._out_display = display(self._out, display_id=True)
+        self._settled = False
 
     def stream(self, name: str, text: str) -> None:
         (self._out.append_stderr if name == "stderr" else self._out.append_stdout)(text)
@@ -115,6 +117,11 @@ class _WidgetJobView:
     def status(self, job: Any) -> None:
         if self._status is not None:
             self._status.update(run_bundle(job.run, job.summary(), job), raw=True)
+        if job.status in FINAL_STATUSES and not self._settled:
+            # Widget state is not saved with a notebook: the output ends as plain text, so a reopened
+            # notebook shows what the cell printed instead of "model not found".
+            self._settled = True
+            self._out_display.update({"text/plain": job.stdout + job.stderr}, raw=True)
 
 
 class LiveRunStatus:
@@ -131,6 +138,7 @@ class LiveRunStatus:
     def __init__(self, run: Any) -> None:
         self.run = run
         self.widget: Any = None
+        self._display: Any = None
         self._stop = None
         self._thread = None
 
@@ -150,7 +158,7 @@ class LiveRunStatus:
                 return bundle
 
         self.widget = LiveStatus(value=self._render())
-        display(self.widget)
+        self._display = display(self.widget, display_id=True)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._refresh, name="pykernel-ext-live-status", daemon=True)
         self._thread.start()
@@ -161,6 +169,9 @@ class LiveRunStatus:
             return
         self._stop.set()
         self._thread.join(timeout=2)
+        # Replace the widget's output before closing it: a saved notebook would otherwise keep a reference
+        # to a widget whose state is gone ("Error displaying widget: model not found" when reopened).
+        self._display.update({"text/plain": ""}, raw=True)
         self.widget.close()
         self.widget = None
 

@@ -45,13 +45,20 @@ def test_live_status_shows_latest_metrics_and_links_to_the_run(kernel):
     assert f'{LINK_ATTRIBUTE}="{snapshot["run_id"]}"' in live[-1]
     assert "<b>" not in final[0]["text/html"].replace('<b style="color:#2e7d32">ok</b>', "")  # user text is escaped
     assert "· ok ·" in final[0]["text/plain"] and "application/vnd.jupyter.widget-view+json" not in final[0]
+    # The live widget's output is replaced before the widget closes: nothing in the saved notebook names a
+    # widget whose state is gone.
+    live_display = next(o["content"]["transient"]["display_id"] for o in outputs if o["msg_type"] == "display_data"
+                        and "application/vnd.jupyter.widget-view+json" in o["content"]["data"])
+    replaced = [o for o in outputs if o["msg_type"] == "update_display_data"
+                and o["content"]["transient"]["display_id"] == live_display]
+    assert replaced and replaced[-1]["content"]["data"] == {"text/plain": ""}
 
 
 def test_a_no_wait_remote_cell_ends_with_its_final_state_in_the_output(kernel):
     _, client = kernel
     execute(client, "%load_ext pykernel_ext")
-    reply, outputs = execute(client, "%%remote --no-wait --name slowjob\nimport time\ntime.sleep(2)\nanswer = 42",
-                             timeout=120)
+    reply, outputs = execute(client, "%%remote --no-wait --name slowjob\nimport time\ntime.sleep(2)\n"
+                                     "print('trained', flush=True)\nanswer = 42", timeout=120)
     assert reply["status"] == "ok"
     shown = [o for o in outputs if o["msg_type"] == "display_data" and RUN_MIME in o["content"]["data"]]
     assert len(shown) == 1
@@ -59,16 +66,21 @@ def test_a_no_wait_remote_cell_ends_with_its_final_state_in_the_output(kernel):
     first = shown[0]["content"]["data"][RUN_MIME]
     assert first["job"]["name"] == "slowjob" and first["job"]["status"] in ("queued", "running")
     # The job ends after the cell: its display is updated in place (the lab extension also reads the store).
-    final = None
+    output_display = next(o["content"]["transient"]["display_id"] for o in outputs if o["msg_type"] == "display_data"
+                          and "application/vnd.jupyter.widget-view+json" in o["content"]["data"])
+    final = printed = None
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and final is None:
+    while time.monotonic() < deadline and (final is None or printed is None):
         message = client.get_iopub_msg(timeout=90)
-        if message["msg_type"] == "update_display_data" and \
-                message["content"]["transient"]["display_id"] == display_id:
-            data = message["content"]["data"]
-            if data[RUN_MIME]["job"]["status"] == "ok":
-                final = data
+        if message["msg_type"] != "update_display_data":
+            continue
+        data, shown = message["content"]["data"], message["content"]["transient"]["display_id"]
+        if shown == display_id and data[RUN_MIME]["job"]["status"] == "ok":
+            final = data
+        elif shown == output_display:
+            printed = data  # the output widget gives way to plain text that saves with the notebook
     assert final is not None, "the job's display never reached its final state"
+    assert printed == {"text/plain": "trained\n"}
     assert final[RUN_MIME]["status"] == "ok" and final[RUN_MIME]["run_id"] == first["run_id"]
     assert "ok" in final["text/plain"] and json.dumps(final)  # plain JSON: it saves with the notebook
     reply, outputs = execute(client, "_remote_job.result()['answer']")
