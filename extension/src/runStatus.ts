@@ -64,12 +64,8 @@ export function statusLine(snapshot: IRunSnapshot, now: number = Date.now()): st
   return parts.filter(Boolean).join(' · ');
 }
 
-/** Whether the output's record is behind the run's final state (so it should be written back). */
+/** Whether the output's record is behind the run's end (a job that ended after its cell): only then is
+ * the output written back, so opening a notebook whose outputs are final never marks it changed. */
 export function outdated(recorded: IRunSnapshot, current: IRunSnapshot): boolean {
-  return (
-    FINAL.has(current.status) &&
-    (recorded.status !== current.status ||
-      shownStatus(recorded) !== shownStatus(current) ||
-      JSON.stringify(recorded.metrics) !== JSON.stringify(current.metrics))
-  );
+  return FINAL.has(shownStatus(current)) && shownStatus(recorded) !== shownStatus(current);
 }

@@ -21,7 +21,7 @@ export interface IRunFilters {
   notebook: string;
   sort: string;
   order: 'asc' | 'desc';
-  /** Top-level runs only, cells under their notebook run, sweeps folded (when nothing filters). */
+  /** Top-level runs with their cells under them and sweeps folded, while nothing filters. */
   nested: boolean;
 }
 
@@ -82,6 +82,7 @@ export class RunsModel {
   private readonly _keepPages: number;
   private readonly _maxInFlight: number;
   private _filters: IRunFilters = { ...DEFAULT_FILTERS };
+  private _applied: IRunFilters = { ...DEFAULT_FILTERS };
   private _pages = new Map<number, IRunSummary[]>();
   private _cursors = new Map<number, string | null>(); // page -> cursor of the page after it
   private _inFlight = new Map<number, IInFlight>();
@@ -131,6 +132,11 @@ export class RunsModel {
     return this._filters;
   }
 
+  /** The filters the list shows now (typed ones apply after a pause: `filters` may be ahead). */
+  get applied(): IRunFilters {
+    return this._applied;
+  }
+
   /** Matching top-level runs on the server; null until the first page arrives. */
   get total(): number | null {
     return this._total;
@@ -159,10 +165,16 @@ export class RunsModel {
     return Boolean(f.q.trim() || f.status || f.kind || f.tag.trim() || f.notebook.trim());
   }
 
-  /** Sweeps fold into one row only in the plain nested view sorted by a run column. */
+  /** Top-level runs only (cells under their notebook run): the nested view while nothing filters. A search
+   * lists every matching run, cells included, since what it matches often lives in the cells. */
+  get nested(): boolean {
+    return this._filters.nested && !this.filtered;
+  }
+
+  /** Sweeps fold into one row only in the nested view sorted by a run column. */
   get grouped(): boolean {
     const sort = this._filters.sort;
-    return this._filters.nested && !this.filtered && !sort.startsWith('param:') && !sort.startsWith('metric:');
+    return this.nested && !sort.startsWith('param:') && !sort.startsWith('metric:');
   }
 
   get selection(): readonly string[] {
@@ -248,6 +260,7 @@ export class RunsModel {
   /** Start over with the current filters (the table scrolls back to the top). */
   reload(): void {
     this._generation += 1;
+    this._applied = { ...this._filters };
     for (const request of this._inFlight.values()) {
       request.controller.abort();
     }
@@ -418,7 +431,7 @@ export class RunsModel {
       kind: f.kind || undefined,
       tag: f.tag.trim() || undefined,
       notebook: f.notebook.trim() || undefined,
-      top_level: f.nested || undefined,
+      top_level: this.nested || undefined,
       group_sweeps: this.grouped || undefined
     };
   }

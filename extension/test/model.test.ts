@@ -215,8 +215,8 @@ describe('RunsModel paging', () => {
     model.setVisibleRange(0, 5);
     model.setFilters({ status: 'failed', q: ' lr=0.1 ', tag: 'team=vision' });
     expect(api.queries[1]).toMatchObject({ status: 'failed', q: 'lr=0.1', tag: 'team=vision', offset: 0, sort: 'started_at', order: 'desc' });
-    expect(api.queries[1].group_sweeps).toBeUndefined(); // a filtered list is flat
-    expect(api.queries[1].top_level).toBe(true);
+    expect(api.queries[1].group_sweeps).toBeUndefined(); // a filtered list is flat: cells match too
+    expect(api.queries[1].top_level).toBeUndefined();
     expect(api.signals[0]?.aborted).toBe(true); // the old query's page: cancelled, its answer never applies
     await api.answerAll(3);
     expect(model.total).toBe(3);

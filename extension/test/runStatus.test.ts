@@ -33,5 +33,8 @@ describe('the in-cell run status', () => {
     const cell = { ...snapshot, job: undefined, kind: 'cell', status: 'ok', duration_s: 2.5, metrics: { loss: null } };
     expect(statusLine(cell)).toBe('run abcdef01 · ok · 2.5 s · loss —');
     expect(outdated(cell, merged(cell, undefined))).toBe(false);
+    // a finished run whose store summary orders its metrics differently is not rewritten
+    const summary = { status: 'ok', metrics: { acc: 1, loss: null } } as unknown as IRunSummary;
+    expect(outdated(cell, merged(cell, summary))).toBe(false);
   });
 });

@@ -237,7 +237,12 @@ function RunRow(
         const value = row.group ? undefined : cellValue(run, c);
         const text = value === undefined ? '' : typeof value === 'number' ? compact(value) : formatValue(value);
         return (
-          <span key={columnId(c)} className="pk-col pk-col-value" title={value === undefined ? '' : `${columnLabel(c)} = ${formatValue(value)}`}>
+          <span
+            key={columnId(c)}
+            className="pk-col pk-col-value"
+            data-column={columnId(c)}
+            title={value === undefined ? '' : `${columnLabel(c)} = ${formatValue(value)}`}
+          >
             {text}
           </span>
         );

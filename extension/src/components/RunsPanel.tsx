@@ -44,7 +44,7 @@ export function RunsPanel(props: IRunsPanelProps): JSX.Element {
   const selected = model.selection;
   const [picking, setPicking] = React.useState(false);
   return (
-    <div className="pk-runs">
+    <div className="pk-runs" data-q={model.applied.q.trim()} data-loading={model.total === null}>
       <div className="pk-runs-header">
         <span className="pk-title">Runs</span>
         <span className={`pk-live pk-live-${model.live}`} title={`updates: ${model.live}`}>
@@ -56,7 +56,7 @@ export function RunsPanel(props: IRunsPanelProps): JSX.Element {
       </div>
       <Filters model={model} currentNotebook={props.currentNotebook} />
       <div className="pk-runs-status">
-        <span className="pk-count" title={model.filters.nested ? 'top-level runs (cells under their notebook run)' : 'runs'}>
+        <span className="pk-count" title={model.nested ? 'top-level runs (cells under their notebook run)' : 'matching runs'}>
           {model.total === null ? 'loading…' : plural(model.total, 'run')}
         </span>
         <button className={`pk-button pk-columns-button${picking ? ' pk-active' : ''}`} onClick={() => setPicking(!picking)} title="Choose parameter and metric columns">
@@ -146,7 +146,7 @@ function Filters(props: { model: RunsModel; currentNotebook: () => string | null
             </option>
           ))}
         </select>
-        <label className="pk-nested" title="Cells under their notebook run, a sweep's runs under one row">
+        <label className="pk-nested" title="Cells under their notebook run, a sweep's runs under one row (while nothing filters)">
           <input type="checkbox" className="pk-nested-toggle" checked={f.nested} onChange={e => set({ nested: e.currentTarget.checked })} />
           nested
         </label>
