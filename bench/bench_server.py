@@ -2,12 +2,14 @@
 
     python bench/bench_server.py [--runs 100000] [--repeat 30] [--json]
 
-Fills a temporary store (one transaction, executemany), starts a real `jupyter server` with the extension
-and a token, and times over HTTP (one keep-alive connection, median of --repeat): the first page of the run
-list (target <= 50 ms), the same page filtered and searched, one run in full, and a 10-run comparison
-(target <= 100 ms). If MLflow is importable, the same runs (params, latest metrics, tags) go into an MLflow
-SQLite tracking store and `MlflowClient.search_runs(max_results=50)` is timed in-process (no HTTP, which
-favours MLflow). Prints figures and ratios; asserts nothing.
+Fills a temporary store (one transaction, executemany, then the sortable index as the writers keep it),
+starts a real `jupyter server` with the extension and a token, and times over HTTP (one keep-alive
+connection, median of --repeat): the first page of the run list (target <= 50 ms), the first page sorted by
+a metric and filtered by a parameter (target <= 50 ms), sorted by a parameter, filtered and searched, a
+deep page by offset and by cursor (keyset), one run in full, and a 10-run comparison (target <= 100 ms).
+If MLflow is importable, the same runs (params, latest metrics, tags) go into an MLflow SQLite tracking
+store and `MlflowClient.search_runs` is timed in-process (no HTTP, which favours MLflow) for the same
+queries, `order_by=["metrics.accuracy DESC"]` included. Prints figures and ratios; asserts nothing.
 """
 from __future__ import annotations
 
@@ -29,7 +31,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 TARGET_LIST_MS = 50.0
+TARGET_SORTED_MS = 50.0
 TARGET_COMPARE_MS = 100.0
+SORTED_QUERY = "sort=metric:accuracy&order=desc&q=model%3Dresnet50"  # sorted by a metric, filtered by a param
 NOTEBOOKS = [f"experiments/exp{i:02d}.ipynb" for i in range(20)]
 STATUSES = ["ok"] * 8 + ["failed", "interrupted"]
 MODELS = ["resnet18", "resnet50", "vit-b16", "mlp"]
@@ -180,13 +184,25 @@ def time_api(server: JupyterServer, runs: list[dict], repeat: int) -> dict[str, 
                 raise RuntimeError(f"GET {path} answered {status}: {body[:300]!r}")
         return action
 
+    def cursor_at(path: str) -> str:
+        status, body = server.get(base + path, conn)
+        return json.loads(body)["next_cursor"]
+
+    deep = len(runs) // 2
     try:
+        after = cursor_at(f"/runs?limit=50&offset={deep - 50}&count=false")
+        sorted_after = cursor_at(f"/runs?limit=50&offset={deep // 4 - 50}&count=false&{SORTED_QUERY}")
         return {
             "list_first_page_ms": median_ms(fetch("/runs?limit=50"), repeat),
+            "list_sorted_by_metric_filtered_by_param_ms": median_ms(fetch(f"/runs?limit=50&{SORTED_QUERY}"), repeat),
+            "list_sorted_by_param_ms": median_ms(fetch("/runs?limit=50&sort=param:lr&order=asc"), repeat),
             "list_filtered_ms": median_ms(fetch("/runs?limit=50&status=failed&notebook=experiments/exp03.ipynb"),
                                           repeat),
             "list_search_ms": median_ms(fetch("/runs?limit=50&q=resnet50"), repeat),
-            "list_deep_page_ms": median_ms(fetch(f"/runs?limit=50&offset={len(runs) // 2}"), repeat),
+            "list_deep_page_offset_ms": median_ms(fetch(f"/runs?limit=50&offset={deep}&count=false"), repeat),
+            "list_deep_page_cursor_ms": median_ms(fetch(f"/runs?limit=50&after={after}&count=false"), repeat),
+            "list_deep_sorted_page_cursor_ms": median_ms(
+                fetch(f"/runs?limit=50&after={sorted_after}&count=false&{SORTED_QUERY}"), repeat),
             "run_detail_ms": median_ms(fetch(f"/runs/{runs[-1]['id']}"), repeat),
             "compare_10_ms": median_ms(fetch(f"/compare?ids={compare_ids}"), repeat),
         }
@@ -241,10 +257,16 @@ def time_mlflow(tmp: Path, runs: list[dict], repeat: int) -> dict[str, Any] | No
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     first = client.search_runs([experiment_id], max_results=50)
     assert len(first) == 50, len(first)
+    sorted_page = client.search_runs([experiment_id], filter_string="params.model = 'resnet50'",
+                                      order_by=["metrics.accuracy DESC"], max_results=50)
+    assert sorted_page[0].data.metrics["accuracy"] >= sorted_page[-1].data.metrics["accuracy"]
     return {
         "runs": len(runs),
         "insert_s": insert_s,
         "search_runs_50_ms": median_ms(lambda: client.search_runs([experiment_id], max_results=50), repeat),
+        "search_runs_sorted_by_metric_filtered_by_param_ms": median_ms(lambda: client.search_runs(
+            [experiment_id], filter_string="params.model = 'resnet50'", order_by=["metrics.accuracy DESC"],
+            max_results=50), repeat),
         "search_runs_filtered_ms": median_ms(lambda: client.search_runs(
             [experiment_id], filter_string="attributes.status = 'FAILED' and params.model = 'resnet50'",
             max_results=50), repeat),
@@ -269,14 +291,19 @@ def run_bench(count: int, repeat: int, with_mlflow: bool) -> dict[str, Any]:
             results["api"] = time_api(server, runs, repeat)
         results["mlflow"] = time_mlflow(tmp, runs, repeat) if with_mlflow else None
     api = results["api"]
+    sorted_ms = api["list_sorted_by_metric_filtered_by_param_ms"]
     results["targets"] = {
         "list_first_page_ms": {"target": TARGET_LIST_MS, "met": api["list_first_page_ms"] <= TARGET_LIST_MS},
+        "list_sorted_by_metric_filtered_by_param_ms": {"target": TARGET_SORTED_MS,
+                                                       "met": sorted_ms <= TARGET_SORTED_MS},
         "compare_10_ms": {"target": TARGET_COMPARE_MS, "met": api["compare_10_ms"] <= TARGET_COMPARE_MS},
     }
     if results["mlflow"]:
+        ml = results["mlflow"]
         results["ratios"] = {
-            "mlflow_search_over_api_first_page": results["mlflow"]["search_runs_50_ms"] / api["list_first_page_ms"],
-            "mlflow_filtered_over_api_filtered": results["mlflow"]["search_runs_filtered_ms"] / api["list_filtered_ms"],
+            "mlflow_search_over_api_first_page": ml["search_runs_50_ms"] / api["list_first_page_ms"],
+            "mlflow_sorted_over_api_sorted": ml["search_runs_sorted_by_metric_filtered_by_param_ms"] / sorted_ms,
+            "mlflow_filtered_over_api_filtered": ml["search_runs_filtered_ms"] / api["list_filtered_ms"],
         }
     return results
 
@@ -288,18 +315,21 @@ def report(results: dict[str, Any]) -> str:
     for key, value in api.items():
         target = results["targets"].get(key)
         mark = f"  (target <= {target['target']:.0f} ms: {'met' if target['met'] else 'MISSED'})" if target else ""
-        lines.append(f"  {key:<22} {value:8.2f} ms{mark}")
+        lines.append(f"  {key:<44} {value:8.2f} ms{mark}")
     ml = results.get("mlflow")
     if ml is None:
         lines.append("MLflow: not installed (pip install 'pykernel-ext[bench]'), no comparison")
     else:
         lines.append(f"MLflow {_mlflow_version()} SQLite store, same {ml['runs']:,} runs "
                      f"(bulk-inserted in {ml['insert_s']:.1f} s), in-process, no HTTP:")
-        lines.append(f"  search_runs(max_results=50)      {ml['search_runs_50_ms']:8.2f} ms")
-        lines.append(f"  search_runs(filtered, 50)        {ml['search_runs_filtered_ms']:8.2f} ms")
+        lines.append(f"  search_runs(max_results=50)                                  {ml['search_runs_50_ms']:8.2f} ms")
+        lines.append("  search_runs(params.model = 'resnet50', order_by=[\"metrics.accuracy DESC\"], 50) "
+                     f"{ml['search_runs_sorted_by_metric_filtered_by_param_ms']:8.2f} ms")
+        lines.append(f"  search_runs(filtered, 50)                                    {ml['search_runs_filtered_ms']:8.2f} ms")
         ratios = results["ratios"]
-        lines.append(f"  ratio MLflow / pykernel-ext first page:   {ratios['mlflow_search_over_api_first_page']:.1f}x")
-        lines.append(f"  ratio MLflow / pykernel-ext filtered:     {ratios['mlflow_filtered_over_api_filtered']:.1f}x")
+        lines.append(f"  ratio MLflow / pykernel-ext first page:        {ratios['mlflow_search_over_api_first_page']:.1f}x")
+        lines.append(f"  ratio MLflow / pykernel-ext sorted + filtered: {ratios['mlflow_sorted_over_api_sorted']:.1f}x")
+        lines.append(f"  ratio MLflow / pykernel-ext filtered:          {ratios['mlflow_filtered_over_api_filtered']:.1f}x")
     return "\n".join(lines)
 
 

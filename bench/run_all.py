@@ -18,6 +18,7 @@ QUICK_ARGS = {
     "bench_remote.py": ["--n", "20", "--repeats", "1"],
     "bench_batch.py": ["--repeats", "1", "--sweep-runs", "2", "--steps", "20"],
     "bench_server.py": ["--runs", "5000"],
+    "bench_browser.py": ["--runs", "5000"],
 }
 
 

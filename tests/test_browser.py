@@ -13,9 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -116,14 +113,14 @@ def _populate(home: Path) -> None:
 
 
 def _get(url: str, token: str | None = None) -> int:
-    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:  # not listening yet
-        return 0
+    return _lab_module().http_status(url, token)
+
+
+def _lab_module():
+    spec = importlib.util.spec_from_file_location("jupyterlab_server", REPO / "bench" / "jupyterlab_server.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -131,58 +128,21 @@ def lab(tmp_path_factory):
     """A real JupyterLab serving a temp root with the extension built in this checkout."""
     if not (LABEXTENSION / "package.json").exists():
         pytest.fail("the JupyterLab extension is not built: `pip install -e .` (or `npm run build`) builds it")
-    bench = _bench_module()
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
     root.mkdir()
     _notebook(root / "demo.ipynb")
     _status_notebook(root / "status.ipynb")
     _populate(root)
-    # Only this checkout's build, whatever else is installed: an extra labextensions path wins.
-    extra = tmp / "labextensions"
-    extra.mkdir()
-    (extra / "pykernel-ext").symlink_to(LABEXTENSION, target_is_directory=True)
-    config = tmp / "config"
-    config.mkdir()
-    (config / "jupyter_server_config.json").write_text(json.dumps({
-        "ServerApp": {"jpserver_extensions": {"pykernel_ext": True}},
-        "LabServerApp": {"extra_labextensions_path": [str(extra)]},
-        "LabApp": {"news_url": None},
-    }))
-    # Start the notebook's kernel without asking, and no news toast over the panel.
-    settings = tmp / "settings" / "@jupyterlab"
-    (settings / "notebook-extension").mkdir(parents=True)
-    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text('{"autoStartDefaultKernel": true}')
-    (settings / "apputils-extension").mkdir()
-    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        '{"fetchNews": "false", "checkForUpdates": false}')
-    port = bench._free_port()
-    token = "browser-test-token"
-    env = {**os.environ, "PYKERNEL_EXT_HOME": str(root), "JUPYTER_CONFIG_DIR": str(config),
-           "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "IPYTHONDIR": str(tmp / "ipython"),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces")}
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
-    if os.geteuid() == 0:
-        command.append("--allow-root")
-    log = open(tmp / "lab.log", "wb")
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.time() + 90
-        while _get(f"{url}api/status", token) != 200:
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"jupyter lab did not start: {(tmp / 'lab.log').read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield {"url": url, "token": token, "root": root, "tmp": tmp}
+        server = _lab_module().JupyterLab(root, tmp, LABEXTENSION)
+        server.__enter__()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield {"url": server.url, "token": server.token, "root": root, "tmp": tmp}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        server.__exit__()
 
 
 @pytest.mark.timeout(600)  # the first test pays for the module's lab: 100,000 runs, a real sweep

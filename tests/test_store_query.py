@@ -258,3 +258,20 @@ def test_imported_runs_are_indexed(store, tmp_path):
     parent = add(store, name="nb", kind="notebook")
     import_runs(store, bundle, parent_id=parent)
     assert page_names(store, "lr=0.3 loss<0.3") == ["remote-cell"]
+
+
+@pytest.mark.parametrize("search", ["model=resnet", "model=resnet lr<0.05", "tag:example", "example=spirals bn=true",
+                                    "is:archived model=resnet", "model!=mlp"])
+def test_counts_by_set_operations_match_counting_rows(sweep_store, search):
+    """The fast count (set operations over the index) agrees with counting the matching runs' rows."""
+    from pykernel_ext.store.manage import RunPatch
+    from pykernel_ext.store.query import build_where, with_search
+
+    first = sweep_store.list_runs(search="name:r0")[0][0]["id"]
+    sweep_store.update_run(first, RunPatch(archived=True))
+    run_filter = with_search(RunFilter(), search)
+    where = build_where(run_filter)
+    assert where.set_count() is not None
+    sql, params = where.sql()
+    by_rows = sweep_store._read(f"SELECT COUNT(*) AS n FROM runs WHERE {sql}", params)[0]["n"]
+    assert sweep_store.page_runs(run_filter, parse_sort("started_at"), limit=1).total == by_rows

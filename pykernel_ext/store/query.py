@@ -110,27 +110,63 @@ class RunPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class IdSet:
+    """Runs selected by an indexed table: branches like `FROM run_params WHERE key = ? AND value > ?`, any of
+    which selects a run (a `key=value` looks in parameters, metrics and tags)."""
+
+    branches: tuple[tuple[str, tuple], ...]
+
+    def subquery(self) -> tuple[str, list]:
+        """`SELECT run_id ... UNION ALL ...`: the set built once (to drive a query or count it)."""
+        sql = " UNION ALL ".join(f"SELECT run_id {branch}" for branch, _ in self.branches)
+        return sql, [value for _, values in self.branches for value in values]
+
+    def exists(self) -> tuple[str, list]:
+        """A per-run check by primary key (run_id, key): cheap for each run a sort walk passes."""
+        sql = " OR ".join(f"EXISTS (SELECT 1 {branch} AND run_id = runs.id)" for branch, _ in self.branches)
+        return f"({sql})", [value for _, values in self.branches for value in values]
+
+
 @dataclass
 class Where:
-    """A filter as SQL over `runs`: plain conditions, and the id sets (subqueries over the indexed
-    tables) that parameter, metric and tag conditions select."""
+    """A filter as SQL over `runs`: plain conditions, and the id sets (over the indexed tables) that
+    parameter, metric and tag conditions select."""
 
     clauses: list[str] = field(default_factory=list)
     params: list = field(default_factory=list)
-    id_sets: list[tuple[str, list]] = field(default_factory=list)
+    id_sets: list[IdSet] = field(default_factory=list)
 
     def sql(self, walk: bool = False) -> tuple[str, list]:
-        """`walk`: the query walks a sort index and checks each run's membership in the id sets (the `+`
-        keeps SQLite from driving the query by the set instead, which would sort every matching run)."""
+        """`walk`: the query walks a sort index and checks each run it passes (by primary key lookups);
+        otherwise the id sets are built once and drive the query (few matches: fetch them and sort)."""
         clauses, params = list(self.clauses), list(self.params)
-        for subquery, values in self.id_sets:
-            clauses.append(f"{'+' if walk else ''}runs.id IN ({subquery})")
+        for id_set in self.id_sets:
+            if walk:
+                sql, values = id_set.exists()
+            else:
+                subquery, values = id_set.subquery()
+                sql = f"runs.id IN ({subquery})"
+            clauses.append(sql)
             params += values
         return (" AND ".join(clauses) or "1"), params
 
+    def set_count(self) -> tuple[str, list] | None:
+        """A COUNT done with set operations over the indexed tables alone, when the filter is nothing but
+        id sets and the archived flag (a search like `model=resnet50`): 2-3x faster than checking each
+        matching run's row. None when other conditions need the runs themselves."""
+        if not self.id_sets or self.clauses != ["runs.archived = ?"]:
+            return None
+        parts = [id_set.subquery() for id_set in self.id_sets]
+        sets = " INTERSECT ".join(f"SELECT * FROM ({sql})" for sql, _ in parts)
+        params = [value for _, values in parts for value in values]
+        keep = "EXCEPT" if self.params == [0] else "INTERSECT"  # archived = 0: leave the archived out
+        return f"SELECT COUNT(*) AS n FROM ({sets} {keep} SELECT id FROM runs WHERE archived = 1)", params
+
     def selective(self, read: Reader, threshold: int = SELECTIVE_ROWS) -> bool:
         """Whether some id set is small enough that fetching its runs and sorting them beats walking."""
-        for subquery, values in self.id_sets:
+        for id_set in self.id_sets:
+            subquery, values = id_set.subquery()
             probe = read(f"SELECT COUNT(*) AS n FROM ({subquery} LIMIT ?)", [*values, threshold + 1])
             if probe[0]["n"] <= threshold:
                 return True
@@ -172,10 +208,10 @@ def build_where(f: RunFilter) -> Where:
     return w
 
 
-def _tag_set(key: str, value: str | None) -> tuple[str, list]:
+def _tag_set(key: str, value: str | None) -> IdSet:
     if value is None:
-        return "SELECT run_id FROM run_tags WHERE key = ?", [key]
-    return "SELECT run_id FROM run_tags WHERE key = ? AND value = ?", [key, value]
+        return IdSet((("FROM run_tags WHERE key = ?", (key,)),))
+    return IdSet((("FROM run_tags WHERE key = ? AND value = ?", (key, value)),))
 
 
 def _like(text: str) -> str:
@@ -203,40 +239,35 @@ def _search_clauses(search: Search, w: Where) -> None:
         w.clauses.append("(" + " OR ".join(f"runs.{c} LIKE ? ESCAPE '\\'" for c in _WORD_COLUMNS) + ")")
         w.params += [_like(word)] * len(_WORD_COLUMNS)
     for comparison in search.comparisons:
-        subquery = comparison_set(comparison)
-        if subquery is None:
+        id_set = comparison_set(comparison)
+        if id_set is None:
             w.clauses.append("0")  # e.g. metrics.loss=abc: no metric equals a word
         else:
-            w.id_sets.append(subquery)
+            w.id_sets.append(id_set)
 
 
-def comparison_set(c: Comparison) -> tuple[str, list] | None:
-    """The ids of runs where `key op value` holds in the indexed parameters, metric summaries or tags (a
-    UNION, so SQLite builds the set once); None when nothing can match."""
-    parts: list[str] = []
-    params: list = []
+def comparison_set(c: Comparison) -> IdSet | None:
+    """The runs where `key op value` holds in the indexed parameters, metric summaries or tags; None when
+    nothing can match."""
+    branches: list[tuple[str, tuple]] = []
     ordering = c.op not in ("=", "!=")
     if c.scope in ("any", "param"):
         if ordering:
             condition = f"typeof(value) IN ('integer', 'real') AND value {c.op} ?"
-            values = [c.number]
+            values: tuple = (c.number,)
         else:
-            candidates = [c.text] + ([c.number] if c.number is not None else [])
-            marks = ", ".join("?" for _ in candidates)
+            values = (c.text,) + ((c.number,) if c.number is not None else ())
+            marks = ", ".join("?" for _ in values)
             condition = f"value IN ({marks})" if c.op == "=" else f"(value IS NULL OR value NOT IN ({marks}))"
-            values = candidates
-        parts.append(f"SELECT run_id FROM run_params WHERE key = ? AND {condition}")
-        params += [c.key, *values]
+        branches.append((f"FROM run_params WHERE key = ? AND {condition}", (c.key, *values)))
     if c.scope in ("any", "metric") and c.number is not None:
         stat = c.stat if c.stat in METRIC_STATS else "last"
         op = "<>" if c.op == "!=" else c.op
-        parts.append(f"SELECT run_id FROM run_metric_summary WHERE key = ? AND {stat} {op} ?")
-        params += [c.key, c.number]
+        branches.append((f"FROM run_metric_summary WHERE key = ? AND {stat} {op} ?", (c.key, c.number)))
     if c.scope in ("any", "tag") and not ordering:
         op = "=" if c.op == "=" else "<>"
-        parts.append(f"SELECT run_id FROM run_tags WHERE key = ? AND value {op} ?")
-        params += [c.key, c.text]
-    return (" UNION ALL ".join(parts), params) if parts else None
+        branches.append((f"FROM run_tags WHERE key = ? AND value {op} ?", (c.key, c.text)))
+    return IdSet(tuple(branches)) if branches else None
 
 
 # ---- segments and paging ----------------------------------------------------------------------------
@@ -336,8 +367,12 @@ def page(read: Reader, f: RunFilter, sort: SortKey, *, limit: int, offset: int =
         row.pop("_sort_value", None)
     total = None
     if with_total:
-        count_sql, count_params = where.sql(walk=False)
-        total = read(f"SELECT COUNT(*) AS n FROM runs WHERE {count_sql}", count_params)[0]["n"]
+        fast = where.set_count()
+        if fast is not None:
+            total = read(*fast)[0]["n"]
+        else:
+            count_sql, count_params = where.sql(walk=False)
+            total = read(f"SELECT COUNT(*) AS n FROM runs WHERE {count_sql}", count_params)[0]["n"]
     return RunPage(rows, total, next_cursor)
 
 
@@ -421,4 +456,4 @@ def with_search(f: RunFilter, text: str | None) -> RunFilter:
 
 
 __all__ = ["KINDS", "STATUSES", "QueryError", "RunFilter", "RunPage", "SearchError", "SortKey", "group_info",
-           "keys_present", "page", "parse_sort", "where_clause", "with_search", "build_where", "Where"]
+           "keys_present", "page", "parse_sort", "where_clause", "with_search", "build_where", "Where", "IdSet"]
