@@ -254,6 +254,7 @@ def time_mlflow(tmp: Path, runs: list[dict], repeat: int) -> dict[str, Any] | No
     start = time.perf_counter()
     experiment_id = mlflow_bulk_insert(db, runs, tmp / "mlartifacts")
     insert_s = time.perf_counter() - start
+    _progress(f"MLflow store filled in {insert_s:.1f} s")
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     first = client.search_runs([experiment_id], max_results=50)
     assert len(first) == 50, len(first)
@@ -287,8 +288,11 @@ def run_bench(count: int, repeat: int, with_mlflow: bool) -> dict[str, Any]:
         with RunStore.open(home / ".pykernel_ext") as store:
             runs = bulk_insert_runs(store, count)
         results: dict[str, Any] = {"runs": count, "repeat": repeat, "insert_s": time.perf_counter() - start}
+        _progress(f"store filled in {results['insert_s']:.1f} s; timing the API")
         with JupyterServer(home, home) as server:
             results["api"] = time_api(server, runs, repeat)
+        if with_mlflow:
+            _progress("timing MLflow search_runs on the same runs")
         results["mlflow"] = time_mlflow(tmp, runs, repeat) if with_mlflow else None
     api = results["api"]
     sorted_ms = api["list_sorted_by_metric_filtered_by_param_ms"]
@@ -306,6 +310,10 @@ def run_bench(count: int, repeat: int, with_mlflow: bool) -> dict[str, Any]:
             "mlflow_filtered_over_api_filtered": ml["search_runs_filtered_ms"] / api["list_filtered_ms"],
         }
     return results
+
+
+def _progress(text: str) -> None:
+    print(f"[bench_server] {text}", file=sys.stderr, flush=True)
 
 
 def report(results: dict[str, Any]) -> str:

@@ -10,7 +10,8 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { AbortedError, IEventStream, IRunsAPI, IRunsFilter, IRunsQuery, IRunSummary } from './api';
+import { IEventStream, IRunsAPI, IRunsFilter, IRunsPage, IRunsQuery, IRunSummary } from './api';
+import { PageRequests } from './pageRequests';
 import { allExpansions, displayCount, IExpansion, locate, toggleIn, topIndexAt } from './tree';
 
 export interface IRunFilters {
@@ -70,25 +71,17 @@ export function messageOf(error: unknown): string {
 
 const MAX_EXPANDED_ROWS = 1000;
 
-interface IInFlight {
-  controller: AbortController;
-  token: number;
-}
-
 export class RunsModel {
   readonly pageSize: number;
   private readonly _pollMs: number;
   private readonly _debounceMs: number;
   private readonly _keepPages: number;
-  private readonly _maxInFlight: number;
   private _filters: IRunFilters = { ...DEFAULT_FILTERS };
   private _applied: IRunFilters = { ...DEFAULT_FILTERS };
   private _pages = new Map<number, IRunSummary[]>();
   private _cursors = new Map<number, string | null>(); // page -> cursor of the page after it
-  private _inFlight = new Map<number, IInFlight>();
-  private _queue: number[] = [];
+  private _requests: PageRequests;
   private _generation = 0; // bumped when the query changes; answers to older queries are dropped
-  private _requests = 0;
   private _total: number | null = null;
   private _visible = { first: 0, last: 0 }; // top-level indices on screen
   private _expansions: IExpansion[] = [];
@@ -115,7 +108,19 @@ export class RunsModel {
     this._pollMs = options.pollMs ?? 5000;
     this._debounceMs = options.debounceMs ?? 250;
     this._keepPages = options.keepPages ?? 10;
-    this._maxInFlight = options.maxInFlight ?? 3;
+    this._requests = new PageRequests(
+      api,
+      {
+        query: (page, refresh) => this.query(page, refresh),
+        has: page => this._pages.has(page),
+        received: (page, result) => this._received(page, result),
+        failed: (_, error) => {
+          this._error = messageOf(error);
+          this._changed.emit();
+        }
+      },
+      options.maxInFlight ?? 3
+    );
   }
 
   /** Anything the table shows changed. */
@@ -187,7 +192,7 @@ export class RunsModel {
 
   /** Page requests on their way (for tests and the benchmark's bookkeeping). */
   get inFlight(): number {
-    return this._inFlight.size;
+    return this._requests.inFlight;
   }
 
   /** Rows the table has (top-level runs plus expanded rows). */
@@ -261,11 +266,7 @@ export class RunsModel {
   reload(): void {
     this._generation += 1;
     this._applied = { ...this._filters };
-    for (const request of this._inFlight.values()) {
-      request.controller.abort();
-    }
-    this._inFlight.clear();
-    this._queue = [];
+    this._requests.cancelAll();
     this._pages.clear();
     this._cursors.clear();
     this._expansions = [];
@@ -285,7 +286,7 @@ export class RunsModel {
       }
     }
     for (let page = from; page <= to; page++) {
-      this._start(page, true);
+      this._requests.refresh(page);
     }
     for (const expansion of allExpansions(this._expansions)) {
       void this._loadExpansion(expansion);
@@ -404,9 +405,7 @@ export class RunsModel {
       return;
     }
     this._disposed = true;
-    for (const request of this._inFlight.values()) {
-      request.controller.abort();
-    }
+    this._requests.cancelAll();
     this._stream?.close();
     this._stream = null;
     for (const timer of [this._pollTimer, this._clockTimer]) {
@@ -467,81 +466,30 @@ export class RunsModel {
     }
     const { from, to } = this._visiblePages();
     const pageCount = this._total === null ? from + 1 : Math.ceil(this._total / this.pageSize);
-    const wantFrom = Math.max(0, from - 1);
-    const wantTo = Math.min(Math.max(pageCount - 1, 0), to + 1);
-    for (const [page, request] of [...this._inFlight]) {
-      if (page < wantFrom || page > wantTo) {
-        request.controller.abort();
-        this._inFlight.delete(page);
-      }
+    const keep = { from: Math.max(0, from - 1), to: Math.min(Math.max(pageCount - 1, 0), to + 1) };
+    const wanted: number[] = [];
+    for (let page = from; page <= Math.min(to, keep.to); page++) {
+      wanted.push(page);
     }
-    const missing: number[] = [];
-    for (let page = from; page <= Math.min(to, wantTo); page++) {
-      missing.push(page);
-    }
-    for (const page of [to + 1, from - 1]) {
-      if (page >= wantFrom && page <= wantTo) {
-        missing.push(page);
-      }
-    }
-    this._queue = missing.filter(page => !this._pages.has(page) && !this._inFlight.has(page));
+    wanted.push(...[to + 1, from - 1].filter(page => page >= keep.from && page <= keep.to));
     for (const page of [...this._pages.keys()]) {
       if (page < from - this._keepPages || page > to + this._keepPages) {
         this._pages.delete(page);
         this._cursors.delete(page);
       }
     }
-    this._pump();
+    this._requests.want(wanted, keep);
   }
 
-  private _pump(): void {
-    while (this._inFlight.size < this._maxInFlight && this._queue.length) {
-      this._start(this._queue.shift()!);
+  private _received(page: number, result: IRunsPage): void {
+    this._pages.set(page, result.runs);
+    this._cursors.set(page, result.next_cursor ?? null);
+    if (result.total !== null && result.total !== undefined) {
+      this._total = result.total;
     }
-  }
-
-  private _start(page: number, refresh = false): void {
-    if (this._disposed || (!refresh && this._inFlight.has(page))) {
-      return;
-    }
-    this._inFlight.get(page)?.controller.abort();
-    const controller = new AbortController();
-    const token = ++this._requests;
-    const generation = this._generation;
-    this._inFlight.set(page, { controller, token });
-    const settle = (): boolean => {
-      const current = this._inFlight.get(page);
-      if (generation !== this._generation || this._disposed || current?.token !== token) {
-        return false; // an answer to an older query, or a request cancelled or superseded meanwhile
-      }
-      this._inFlight.delete(page);
-      return true;
-    };
-    this.api.listRuns(this.query(page, refresh), controller.signal).then(
-      result => {
-        if (!settle()) {
-          return;
-        }
-        this._pages.set(page, result.runs);
-        this._cursors.set(page, result.next_cursor ?? null);
-        if (result.total !== null && result.total !== undefined) {
-          this._total = result.total;
-        }
-        this._error = null;
-        this._reconcileExpansions();
-        this._pump();
-        this._changed.emit();
-      },
-      error => {
-        if (!settle() || error instanceof AbortedError) {
-          this._pump();
-          return;
-        }
-        this._error = messageOf(error);
-        this._pump();
-        this._changed.emit();
-      }
-    );
+    this._error = null;
+    this._reconcileExpansions();
+    this._changed.emit();
   }
 
   private async _loadExpansion(expansion: IExpansion): Promise<void> {

@@ -23,10 +23,7 @@ from ..config import Settings
 from ..errors import InvalidBlobReference, RunNotFound
 from ..store import RunStore
 from ..store.manage import RunPatch
-from .params import (  # noqa: F401 - the request-parsing names, re-exported for the handlers and tests
-    MAX_COMPARE, BadRequest, RunsQuery, parse_compare_ids, parse_keys_query, parse_patch, parse_runs_query,
-    parse_topics, validate_artifact_path, validate_run_id,
-)
+from .params import BadRequest, RunsQuery, validate_artifact_path, validate_run_id
 
 LOG_CAP_BYTES = 256 * 1024  # per stream in a run's payload; the full log is a download away
 MAX_SERIES_POINTS = 2000  # per metric (and GPU samples) in a payload: enough for a chart of any width

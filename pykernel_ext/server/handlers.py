@@ -17,7 +17,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from . import api
+from . import api, params
 from .events import HEARTBEAT_SECONDS, EventHub
 
 API_PREFIX = "pykernel-ext/api/v1"
@@ -78,7 +78,7 @@ class RunsHandler(BaseHandler):
     @authorized
     async def get(self) -> None:
         try:
-            query = api.parse_runs_query(self.request.query_arguments, self.runs_api.paths)
+            query = params.parse_runs_query(self.request.query_arguments, self.runs_api.paths)
         except ValueError as exc:
             return self.fail(exc)
         await self.reply(self.runs_api.list_runs, query)
@@ -91,7 +91,7 @@ class RunKeysHandler(BaseHandler):
     @authorized
     async def get(self) -> None:
         try:
-            run_filter = api.parse_keys_query(self.request.query_arguments, self.runs_api.paths)
+            run_filter = params.parse_keys_query(self.request.query_arguments, self.runs_api.paths)
         except ValueError as exc:
             return self.fail(exc)
         await self.reply(self.runs_api.run_keys, run_filter)
@@ -110,7 +110,7 @@ class RunHandler(BaseHandler):
     @authorized
     async def patch(self, run_id: str) -> None:
         try:
-            patch = api.parse_patch(self.request.body)
+            patch = params.parse_patch(self.request.body)
         except ValueError as exc:
             return self.fail(exc)
         await self.reply(self.runs_api.update_run, run_id, patch)
@@ -126,7 +126,7 @@ class CompareHandler(BaseHandler):
     @authorized
     async def get(self) -> None:
         try:
-            ids = api.parse_compare_ids(self.request.query_arguments)
+            ids = params.parse_compare_ids(self.request.query_arguments)
         except ValueError as exc:
             return self.fail(exc)
         await self.reply(self.runs_api.compare, ids)
@@ -194,7 +194,7 @@ class EventsHandler(BaseHandler):
     @authorized
     async def get(self) -> None:
         try:
-            topics = api.parse_topics(self.request.query_arguments)
+            topics = params.parse_topics(self.request.query_arguments)
         except ValueError as exc:
             return self.fail(exc)
         self.set_header("Content-Type", "text/event-stream")
