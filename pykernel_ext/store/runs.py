@@ -23,7 +23,7 @@ from .blobs import BlobStore
 from .manage import RECENT_BLOB_SECONDS, DeleteReport, RunPatch, apply_patch, delete_tree, run_tree
 from .query import COLUMN_SORTS, SUMMARY_COLUMNS, RunFilter, RunPage, SortKey, group_info, keys_present, page
 from .schema import MIGRATIONS, SCHEMA_VERSION
-from .search import STATUSES, parse_search  # noqa: F401 - STATUSES: this module's old home
+from .search import parse_search
 
 log = logging.getLogger("pykernel_ext.store")
 
