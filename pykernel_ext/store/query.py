@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from .search import KINDS, STATUSES, Comparison, Search, SearchError
+from .search import KINDS, STATUSES, Comparison, Search, SearchError, parse_search
 
 Reader = Callable[[str, "list | tuple"], list[dict[str, Any]]]
 
@@ -450,8 +450,6 @@ def keys_present(read: Reader, f: RunFilter, limit: int = 500, sample: int = KEY
 
 def with_search(f: RunFilter, text: str | None) -> RunFilter:
     """The filter with the search box's text parsed into it (SearchError, a ValueError, when malformed)."""
-    from .search import parse_search
-
     return replace(f, search=parse_search(text))
 
 
