@@ -105,6 +105,10 @@ def _m002_run_index_and_management(conn: sqlite3.Connection) -> None:
         ALTER TABLE runs ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE runs ADD COLUMN sweep_id TEXT;
         CREATE INDEX runs_sweep ON runs(sweep_id, started_at) WHERE sweep_id IS NOT NULL;
+        -- Partial, so planner statistics count only runs that have a parent: with most runs top level, the
+        -- full index made `parent_id = ?` look unselective and a run's children were found by a full scan.
+        DROP INDEX runs_parent;
+        CREATE INDEX runs_children ON runs(parent_id, started_at) WHERE parent_id IS NOT NULL;
         -- The default views (not archived; top level with sweeps folded) page newest first and count from
         -- these alone, never touching the wide rows: the filter columns ride along in the index.
         CREATE INDEX runs_visible ON runs(archived, started_at, id);
