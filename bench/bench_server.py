@@ -355,7 +355,7 @@ def report(results: dict[str, Any]) -> str:
         lines.append(f"  {key:<44} {value:8.2f} ms{mark}")
     ml = results.get("mlflow")
     if ml is None:
-        lines.append("MLflow: not installed (pip install 'pykernel-ext[bench]'), no comparison")
+        lines.append("MLflow: not measured (--no-mlflow, or not installed: pip install 'pykernel-ext[bench]')")
     else:
         lines.append(f"MLflow {_mlflow_version()} SQLite store, same {ml['runs']:,} runs "
                      f"(bulk-inserted in {ml['insert_s']:.1f} s), MlflowClient over SQLite, no HTTP, median of up to "
