@@ -41,7 +41,15 @@ export function EChart(props: IEChartProps): JSX.Element {
         chart.on(name, (params: unknown) => handlers.current?.[name]?.(params, chart));
       }
       chart.setOption(option.current, { notMerge: true });
-      observer = new ResizeObserver(() => chart.resize());
+      // ResizeObserver reports the size it starts with too: redrawing then would render every line twice.
+      let size = `${node.clientWidth}x${node.clientHeight}`;
+      observer = new ResizeObserver(() => {
+        const now = `${node.clientWidth}x${node.clientHeight}`;
+        if (now !== size) {
+          size = now;
+          chart.resize();
+        }
+      });
       observer.observe(node);
       props.onReady?.(chart);
     });

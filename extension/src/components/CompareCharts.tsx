@@ -44,7 +44,7 @@ export interface IParallelProps {
   /** The runs inside the brushed ranges (null: no brush). */
   onBrush: (runs: IRunSummary[] | null) => void;
   /** The chart finished drawing (for the benchmark: time to first full render). */
-  onRendered?: (chart: ECharts) => void;
+  onRendered?: (chart: ECharts | null) => void;
 }
 
 /** Parallel coordinates over the runs' parameters and one metric (the last axis, also the colour). */
@@ -73,6 +73,11 @@ export function ParallelCoordinates(props: IParallelProps): JSX.Element {
     }
     props.onBrush(intervals.current.size ? brushedRuns(props.runs, axesRef.current, intervals.current) : null);
   };
+  React.useEffect(() => {
+    if (axes.length < 2) {
+      props.onRendered?.(null); // nothing to draw: what waits for the chart need not wait
+    }
+  }, [axes]);
   if (axes.length < 2) {
     return <div className="pk-muted">Parallel coordinates need two or more parameters or metrics with values.</div>;
   }

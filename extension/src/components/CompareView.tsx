@@ -70,9 +70,15 @@ export function CompareView(props: ICompareViewProps): JSX.Element {
   const [brushed, setBrushed] = React.useState<IRunSummary[] | null>(null);
   const [flipped, setFlipped] = React.useState<Record<string, boolean>>({});
   const root = React.useRef<HTMLDivElement>(null);
+  // The parallel coordinates draw first; the scatter and the tables follow once they have (or after a
+  // second at most), so the chart a person looks at first is not slowed by the rest.
+  const [rest, setRest] = React.useState(false);
   React.useLayoutEffect(() => {
     // When the runs arrived on screen: the browser benchmark times the charts from here.
     root.current?.setAttribute('data-summaries-at', String(performance.now()));
+    setRest(false);
+    const fallback = setTimeout(() => setRest(true), 1000);
+    return () => clearTimeout(fallback);
   }, [runs]);
   if (!runs.length || model.error) {
     return (
@@ -125,11 +131,14 @@ export function CompareView(props: ICompareViewProps): JSX.Element {
           params={params}
           metric={metricColumn}
           onBrush={setBrushed}
-          onRendered={() => props.onChartRendered?.()}
+          onRendered={() => {
+            props.onChartRendered?.();
+            setRest(true);
+          }}
         />
         <Brushed brushed={brushed} total={runs.length} onCompareIds={props.onCompareIds} />
       </Section>
-      {xParam && metricColumn ? (
+      {rest && xParam && metricColumn ? (
         <Section title="Parameter against metric">
           <label className="pk-inline-control">
             parameter
@@ -151,7 +160,7 @@ export function CompareView(props: ICompareViewProps): JSX.Element {
           />
         </Section>
       ) : null}
-      {comparison ? (
+      {!rest ? null : comparison ? (
         <Detailed
           comparison={comparison}
           labels={labels}
