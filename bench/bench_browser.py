@@ -76,6 +76,8 @@ def report(r: dict) -> str:
                  "(loads ECharts' chunk)")
     lines.append(f"  parallel coordinates, 1,000 runs: render median {r['parallel_render_ms_median']:.0f} ms, "
                  f"max {r['parallel_render_ms_max']:.0f} ms {mark(r['parallel_render_ms_max'], TARGET_PARALLEL_MS)}")
+    lines.append("  parallel coordinates, 1,000 runs: each render " +
+                 ", ".join(f"{r['render_ms']:.0f}" for r in r["parallel_renders"]) + " ms")
     lines.append(f"  parallel coordinates, 1,000 runs: click to chart median "
                  f"{r['parallel_click_to_chart_ms_median']:.0f} ms (fetching 1,000 summaries included)")
     lines.append("  (W&B plots at most 100 runs and compares 10; the MLflow UI is not driven here)")

@@ -25,15 +25,15 @@ import { IColumn } from '../columns';
 
 const FALLBACK_THEME: IChartTheme = { text: '#212121', muted: '#616161', grid: '#e0e0e0' };
 
-/** JupyterLab's theme colours, read once the chart's box exists. */
+/**
+ * JupyterLab's theme colours, read from the document as the chart is first rendered: reading them after
+ * mounting would hand the chart a second option, and draw every line twice.
+ */
 export function useChartTheme(): [React.RefObject<HTMLDivElement>, IChartTheme] {
   const ref = React.useRef<HTMLDivElement>(null);
-  const [theme, setTheme] = React.useState<IChartTheme>(FALLBACK_THEME);
-  React.useEffect(() => {
-    if (ref.current) {
-      setTheme(themeColors(ref.current));
-    }
-  }, []);
+  const [theme] = React.useState<IChartTheme>(() =>
+    typeof document === 'undefined' ? FALLBACK_THEME : themeColors(document.body)
+  );
   return [ref, theme];
 }
 
