@@ -50,6 +50,9 @@ export class RunSummaries {
     this._timer = null;
     const ids = [...this._wanted].slice(0, 1000);
     ids.forEach(id => this._wanted.delete(id));
+    if (this._wanted.size) {
+      this._timer = setTimeout(() => void this._fetch(), 50); // more outputs than one request takes
+    }
     try {
       const page = await this.api.listRuns({ ids: ids.join(','), limit: ids.length, count: false });
       page.runs.forEach(run => this._update(run));
