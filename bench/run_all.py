@@ -19,6 +19,7 @@ QUICK_ARGS = {
     "bench_batch.py": ["--repeats", "1", "--sweep-runs", "2", "--steps", "20"],
     "bench_server.py": ["--runs", "5000"],
     "bench_mlflow.py": ["--runs", "50", "--points", "100", "--peer-runs", "2"],
+    "bench_browser.py": ["--runs", "5000"],
 }
 
 

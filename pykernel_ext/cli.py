@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_runs(sub: argparse._SubParsersAction) -> None:
-    runs = sub.add_parser("runs", help="list, show and compare recorded runs")
+    runs = sub.add_parser("runs", help="list, show, compare and manage recorded runs")
     runs_sub = runs.add_subparsers(title="runs commands", metavar="ACTION")
     runs.set_defaults(handler=lambda args: runs.print_help() or 2)
 
@@ -62,7 +62,13 @@ def _register_runs(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--status", choices=STATUSES)
     listing.add_argument("--kind", choices=("cell", "script", "remote", "notebook", "mlflow"))
     listing.add_argument("--tag", help="KEY or KEY=VALUE")
-    listing.add_argument("--search", help="free text in name, notebook, params, tags, error")
+    listing.add_argument("--search", help="the sidebar's search: 'lr>0.01 status:failed tag:team=vision words' "
+                                          "(see README)")
+    listing.add_argument("--sort", default="started_at",
+                         help="started_at (default), ended_at, duration_s, name, cost_usd, param:NAME, "
+                              "metric:NAME or metric:NAME:min|max")
+    listing.add_argument("--asc", action="store_true", help="ascending order (default: descending)")
+    listing.add_argument("--archived", action="store_true", help="include archived runs")
     listing.add_argument("--limit", type=_positive_int, default=20)
     listing.add_argument("--json", action="store_true", help="machine-readable output (see README)")
     listing.set_defaults(handler=cmd_runs_list)
@@ -78,6 +84,10 @@ def _register_runs(sub: argparse._SubParsersAction) -> None:
     diff.add_argument("run_b", metavar="B")
     diff.add_argument("--json", action="store_true")
     diff.set_defaults(handler=cmd_runs_diff)
+
+    from .runs_cli import register_management
+
+    register_management(runs_sub, open_store_for_cli)
 
 
 def _positive_int(text: str) -> int:
@@ -99,7 +109,8 @@ def open_store_for_cli() -> RunStore:
 def cmd_runs_list(args: argparse.Namespace) -> int:
     with open_store_for_cli() as store:
         rows, total = store.list_runs(notebook=args.notebook, status=args.status, kind=args.kind, tag=args.tag,
-                                      search=args.search, limit=args.limit)
+                                      search=args.search, limit=args.limit, sort=args.sort, descending=not args.asc,
+                                      archived="include" if args.archived else "exclude")
     if args.json:
         _print_json(rows)
         return 0
@@ -108,7 +119,8 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         return 0
     table = [("ID", "NAME", "KIND", "STATUS", "STARTED", "DURATION", "PARAMS", "METRICS")]
     for r in rows:
-        table.append((r["id"][:8], _clip(r["name"], 28), r["kind"], r["status"], _time(r["started_at"]),
+        marks = ("*" if r.get("starred") else "") + (" (archived)" if r.get("archived") else "")
+        table.append((r["id"][:8], _clip((r["name"] or "") + marks, 28), r["kind"], r["status"], _time(r["started_at"]),
                       _seconds(r["duration_s"]), _clip(_pairs(r["params"]), 36), _clip(_pairs(r["metrics"]), 30)))
     _print_table(table)
     if total > len(rows):
@@ -191,6 +203,10 @@ def _print_run(run: dict[str, Any]) -> None:
     _print_mapping("params", run.get("params"))
     _print_mapping("metrics", run.get("metrics"))
     _print_mapping("tags", run.get("tags"))
+    if run.get("starred") or run.get("archived"):
+        print("marks: " + ", ".join(m for m in ("starred", "archived") if run.get(m)))
+    if run.get("note"):
+        print("note: " + run["note"].rstrip().replace("\n", "\n  "))
     data = run.get("data") or []
     if data:
         print("data:")

@@ -10,11 +10,17 @@ from typing import Any
 from .store import RunStore
 
 
-def compare_runs(store: RunStore, refs: list[str]) -> dict[str, Any]:
-    """Compare two or more runs (ids or unique prefixes); the first is the baseline for diffs."""
+def compare_runs(store: RunStore, refs: list[str], *, through_children: bool = False) -> dict[str, Any]:
+    """Compare two or more runs (ids or unique prefixes); the first is the baseline for diffs.
+
+    `through_children`: a notebook or script run brings in what its cells recorded (metric series, data
+    hashes, outputs, code), since the parent itself records only parameters and a summary.
+    """
     if len(refs) < 2:
         raise ValueError("compare needs at least two runs")
     runs = [_with_module_sources(store, r) for r in store.get_runs(refs)]
+    if through_children:
+        runs = [_with_children(store, run) for run in runs]
     environments = [store.environment(r.get("environment_id")) or {} for r in runs]
     return {
         "runs": [_summary(r) for r in runs],
@@ -28,6 +34,35 @@ def compare_runs(store: RunStore, refs: list[str]) -> dict[str, Any]:
         "environment": _environment_comparison(environments),
         "git": [(r.get("git") or {}).get("commit") for r in runs],
     }
+
+
+def _with_children(store: RunStore, run: dict[str, Any]) -> dict[str, Any]:
+    """A parent run with its children's series, data, outputs and code merged in (the parent's own win).
+    A name several cells use is prefixed with the cell run's name: `train/loss`."""
+    if not run.get("children"):
+        return run
+    children = [store.get_run(child) for child in run["children"]]
+    merged = dict(run)
+    series = dict(run.get("metric_series") or {})
+    data = list(run.get("data") or [])
+    outputs = list(run.get("outputs") or [])
+    for child in children:
+        label = child.get("name") or child["id"][:8]
+        for key, values in (child.get("metric_series") or {}).items():
+            series[key if key not in series else f"{label}/{key}"] = values
+        known = {d.get("name") for d in data}
+        data += [{**d, "name": d["name"] if d["name"] not in known else f"{label}/{d['name']}"}
+                 for d in child.get("data") or [] if "name" in d]
+        outputs += child.get("outputs") or []
+    merged["metric_series"] = series
+    merged["data"] = data
+    merged["outputs"] = outputs
+    code = dict(run.get("code") or {})
+    code["closure"] = list(code.get("closure") or []) + [
+        {"kind": "cell", "name": child.get("name") or child["id"][:8], "source": (child.get("code") or {}).get("source")
+         or "", "hash": child.get("code_hash")} for child in children]
+    merged["code"] = code
+    return merged
 
 
 def runs_differ(comparison: dict[str, Any], tolerance: float = 0.0) -> list[str]:

@@ -534,6 +534,11 @@ class Run:
     def recorded(self) -> bool:
         return not self._store_failed
 
+    @property
+    def latest_metrics(self) -> dict[str, float]:
+        """Each metric's last logged value so far (the live status shows them while the run runs)."""
+        return dict(self._last_metrics)
+
     def summary_line(self) -> str:
         """One line for the cell output: id, status, duration, params, data hashed."""
         duration = (self.ended_at or time.time()) - self.started_at

@@ -24,7 +24,7 @@ def test_frontend_unit_tests(tmp_path: Path) -> None:
                              f"--outputFile={report}"], cwd=REPO, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     summary = json.loads(report.read_text())
-    assert summary["numFailedTests"] == 0 and summary["numPassedTests"] >= 30, summary["numTotalTests"]
+    assert summary["numFailedTests"] == 0 and summary["numPassedTests"] >= 60, summary["numTotalTests"]
 
 
 def test_installed_extensions_are_enabled() -> None:
@@ -38,3 +38,6 @@ def test_installed_extensions_are_enabled() -> None:
                          timeout=120)
     listing = ANSI.sub("", lab.stdout + lab.stderr)
     assert re.search(r"pykernel-ext v\S+ enabled", listing), f"reinstall (pip install -e .): {listing[-2000:]}"
+    # Semver ranges on the JupyterLab packages: compatible with the JupyterLab installed, whatever 4.x it is.
+    assert re.search(r"pykernel-ext v\S+ enabled\s+OK", listing), listing[-2000:]
+    assert "not compatible" not in listing, listing[-2000:]

@@ -34,9 +34,9 @@ def test_tracked_cell_in_a_kernel_records_cell_id_notebook_and_shows_a_widget(ke
     streams = "".join(o["content"]["text"] for o in outputs if o["msg_type"] == "stream")
     assert "hi" in streams
     displays = [o["content"]["data"] for o in outputs if o["msg_type"] == "display_data"]
-    widget = [d for d in displays if "application/vnd.jupyter.widget-view+json" in d]
-    assert widget, "the summary is an ipywidget in Jupyter"
-    assert widget[-1]["text/plain"].startswith("run ") and "· ok ·" in widget[-1]["text/plain"]
+    summary = [d for d in displays if "application/vnd.pykernel-ext.run+json" in d]
+    assert summary, "the summary is the lab extension's run bundle in Jupyter (it survives saving)"
+    assert summary[-1]["text/plain"].startswith("run ") and "· ok ·" in summary[-1]["text/plain"]
     listed = json.loads(cli("runs", "list", "--json").stdout)
     assert len(listed) == 1
     run = listed[0]

@@ -475,3 +475,211 @@ def test_extension_entry_points_and_auto_enable_config():
     assert config["ServerApp"]["jpserver_extensions"]["pykernel_ext"] is True
     assert pykernel_ext._jupyter_server_extension_points() == [{"module": "pykernel_ext.server"}]
     assert pykernel_ext._jupyter_labextension_paths()[0]["dest"] == "pykernel-ext"
+
+
+# ---- the analysis table: sorting, the search syntax, keyset paging, keys, groups (issue 11) ------------
+
+
+def _sweep_runs(store) -> list[str]:
+    """Six notebook runs of one sweep (lr x model), an accuracy each, one failed; two loose cell runs."""
+    base = time.time() - 500
+    ids = []
+    for i, (lr, model) in enumerate([(lr, m) for m in ("resnet", "vit") for lr in (0.1, 0.01, 0.001)]):
+        ids.append(add_run(store, kind="notebook", name="03_sweep", params={"lr": lr, "model": model},
+                           tags={"example": "spirals"}, started_at=base + i, status="failed" if i == 4 else "ok",
+                           metrics=[("accuracy", 0, 0.5 + i / 20, base), ("accuracy", 1, 0.6 + i / 20, base)]))
+    server_store_finish_summaries(store, ids, [0.6 + i / 20 for i in range(6)])
+    store.assign_sweep(ids)
+    add_run(store, kind="remote", name="gpu-cell", params={"lr": 0.5}, started_at=base + 20)
+    add_run(store, name="plain", started_at=base + 21)
+    return ids
+
+
+def server_store_finish_summaries(store, ids, values) -> None:
+    for run_id, value in zip(ids, values):
+        store.finish_run(run_id, {"metrics": {"accuracy": value}}, {})
+
+
+async def test_runs_sort_by_metric_and_param_and_take_the_search_syntax(jp_fetch, server_store):
+    ids = _sweep_runs(server_store)
+    by_accuracy = await get_json(jp_fetch, "runs", sort="metric:accuracy", order="desc", limit="3")
+    assert [r["id"] for r in by_accuracy["runs"]] == [ids[5], ids[4], ids[3]] and by_accuracy["total"] == 8
+    lowest_first = await get_json(jp_fetch, "runs", sort="metric:accuracy:min", order="asc", limit="1")
+    assert lowest_first["runs"][0]["id"] == ids[0]
+    by_lr = await get_json(jp_fetch, "runs", sort="param:lr", order="asc")
+    assert [r["params"]["lr"] for r in by_lr["runs"][:2]] == [0.001, 0.001]
+    assert by_lr["runs"][-1]["name"] == "plain"  # no lr: after every run that has one
+
+    async def names(q, **extra):
+        return sorted(r["name"] + str(r["params"].get("lr", "")) for r in
+                      (await get_json(jp_fetch, "runs", q=q, **extra))["runs"])
+
+    assert await names("lr=0.1") == ["03_sweep0.1", "03_sweep0.1"]
+    assert await names("lr>0.01") == ["03_sweep0.1", "03_sweep0.1", "gpu-cell0.5"]
+    assert len(await names("accuracy<=0.7")) == 3
+    assert await names("status:failed") == ["03_sweep0.01"]
+    assert await names("kind:remote") == ["gpu-cell0.5"]
+    assert len(await names("tag:example=spirals")) == 6 and len(await names("example=spirals")) == 6
+    assert await names("spirals vit lr<0.005") == ["03_sweep0.001"]
+    bad = await expect_status(jp_fetch, 400, "runs", q="lr>high")
+    assert "compares numbers" in bad["message"]
+    bad_sort = await expect_status(jp_fetch, 400, "runs", sort="metric:")
+    assert "param:NAME" in bad_sort["message"]
+
+
+async def test_runs_keyset_pages_and_cursor_errors(jp_fetch, server_store):
+    _sweep_runs(server_store)
+    first = await get_json(jp_fetch, "runs", sort="metric:accuracy", limit="3")
+    seen = [r["id"] for r in first["runs"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = await get_json(jp_fetch, "runs", sort="metric:accuracy", limit="3", after=cursor, count="false")
+        assert page["total"] is None  # a next page does not count again
+        seen += [r["id"] for r in page["runs"]]
+        cursor = page["next_cursor"]
+    whole = await get_json(jp_fetch, "runs", sort="metric:accuracy", limit="100")
+    assert seen == [r["id"] for r in whole["runs"]] and len(seen) == 8
+    await expect_status(jp_fetch, 400, "runs", after=first["next_cursor"], offset="3")
+    await expect_status(jp_fetch, 400, "runs", after=first["next_cursor"], sort="name")
+    await expect_status(jp_fetch, 400, "runs", after="garbage")
+
+
+async def test_runs_group_sweeps_children_keys_and_stats(jp_fetch, server_store):
+    ids = _sweep_runs(server_store)
+    child = add_run(server_store, name="train-cell", parent_id=ids[0], params={"lr": 0.1})
+    grouped = await get_json(jp_fetch, "runs", top_level="true", group_sweeps="true")
+    assert [r["name"] for r in grouped["runs"]] == ["plain", "gpu-cell", "03_sweep"] and grouped["total"] == 3
+    leader = grouped["runs"][2]
+    assert leader["id"] == ids[0] and leader["sweep"] == {"size": 6, "statuses": {"ok": 5, "failed": 1}}
+    assert leader["children_count"] == 1 and leader["sweep_id"] == ids[0]
+    members = await get_json(jp_fetch, "runs", sweep=ids[0], sort="started_at", order="asc", limit="10")
+    assert [r["id"] for r in members["runs"]] == ids
+    children = await get_json(jp_fetch, "runs", parent=ids[0])
+    assert [r["id"] for r in children["runs"]] == [child]
+    picked = await get_json(jp_fetch, "runs", ids=f"{ids[1]},{ids[2]}", stats="true")
+    stats = {r["id"]: r["metric_stats"]["accuracy"] for r in picked["runs"]}
+    assert picked["total"] == 2 and stats[ids[1]] == {"last": 0.65, "min": 0.55, "max": 0.65, "count": 2}
+    keys = await get_json(jp_fetch, "runs/keys", q="kind:notebook")
+    assert [(k["key"], k["numeric"]) for k in keys["params"]] == [("lr", True), ("model", False)]
+    assert keys["metrics"] == [{"key": "accuracy", "count": 6}] and keys["tags"][0]["key"] == "example"
+    await expect_status(jp_fetch, 400, "runs/keys", limit="5")  # a list parameter, not a filter
+
+
+async def test_run_detail_lists_children_with_their_metrics(jp_fetch, server_store):
+    parent = add_run(server_store, kind="notebook", name="nb")
+    add_run(server_store, name="prepare", parent_id=parent)
+    add_run(server_store, name="train", parent_id=parent, metrics=[("loss", 0, 0.3, time.time())])
+    run = await get_json(jp_fetch, f"runs/{parent}")
+    assert [(c["name"], c["status"]) for c in run["child_runs"]] == [("prepare", "ok"), ("train", "ok")]
+    assert run["executed_notebook_server_path"] is None
+    await expect_status(jp_fetch, 404, f"runs/{parent}/notebook")
+
+
+async def test_executed_notebook_opens_from_its_file_or_its_blob(jp_fetch, server_store, store_home):
+    executed = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    out = store_home / "pykernel-ext-runs" / "nb-abc.ipynb"
+    out.parent.mkdir()
+    out.write_bytes(executed)
+    blob = server_store.blobs.put_bytes(executed)
+    run_id = add_run(server_store, kind="notebook", name="nb <b>",
+                     details={"executed_notebook": {"blob": blob, "path": str(out)}})
+    run = await get_json(jp_fetch, f"runs/{run_id}")
+    assert run["executed_notebook_server_path"] == "pykernel-ext-runs/nb-abc.ipynb"
+    response = await jp_fetch(API, f"runs/{run_id}/notebook")
+    assert response.body == executed and "attachment" in response.headers["Content-Disposition"]
+    assert "<" not in response.headers["Content-Disposition"]
+    out.unlink()
+    assert (await get_json(jp_fetch, f"runs/{run_id}"))["executed_notebook_server_path"] is None
+
+
+async def test_compare_notebook_runs_through_their_children(jp_fetch, server_store):
+    parents = []
+    for lr in (0.1, 0.2):
+        parent = add_run(server_store, kind="notebook", name="nb", params={"lr": lr})
+        add_run(server_store, name="train", parent_id=parent,
+                metrics=[("loss", i, lr / (i + 1), time.time()) for i in range(3)],
+                details={"code": {"source": f"train(lr={lr})\n"},
+                         "data": [{"name": "X", "hash": f"hash-{lr}"}]})
+        parents.append(parent)
+    result = await get_json(jp_fetch, "compare", ids=",".join(parents))
+    assert [s["values"][0] for s in result["metric_series"]["loss"]] == [0.1, 0.2]
+    assert result["data"]["different"] == ["X"]
+    assert result["code"]["same"] is False and "+train(lr=0.2)" in result["code"]["diffs"][0]
+
+
+# ---- managing runs over HTTP: PATCH and DELETE, authentication and XSRF ----------------------------------
+
+
+async def _send(http_server_client, jp_base_url, method: str, tail: str, headers: dict, body: dict | None = None):
+    return await http_server_client.fetch(
+        f"{jp_base_url}{API}/{tail}", method=method, headers={"Content-Type": "application/json", **headers},
+        body=json.dumps(body) if body is not None else None, raise_error=False, request_timeout=10,
+        allow_nonstandard_methods=True)
+
+
+async def test_patch_renames_notes_tags_stars_and_archives(http_server_client, jp_base_url, jp_auth_header,
+                                                          server_store):
+    run_id = add_run(server_store, name="before", tags={"keep": "1", "drop": "2"})
+    response = await _send(http_server_client, jp_base_url, "PATCH", f"runs/{run_id[:10]}", jp_auth_header,
+                           {"name": "after <i>", "note": "check the lr", "starred": True,
+                            "tags": {"set": {"stage": "final"}, "remove": ["drop"]}})
+    assert response.code == 200, response.body
+    run = json.loads(response.body)
+    assert run["name"] == "after <i>" and run["note"] == "check the lr" and run["starred"] is True
+    assert run["tags"] == {"keep": "1", "stage": "final"}
+    archived = await _send(http_server_client, jp_base_url, "PATCH", f"runs/{run_id}", jp_auth_header,
+                           {"archived": True, "note": None})
+    assert json.loads(archived.body)["archived"] is True and json.loads(archived.body)["note"] is None
+    listed = await raw_get(http_server_client, jp_base_url, "runs", jp_auth_header)
+    assert json.loads(listed.body)["total"] == 0  # archived: out of the default list
+    kept = await raw_get(http_server_client, jp_base_url, "runs?q=is:archived", jp_auth_header)
+    assert json.loads(kept.body)["total"] == 1
+    for body, message in [({"name": ""}, "cannot be empty"), ({"starred": "yes"}, "true or false"),
+                          ({"owner": "me"}, "unknown field"), ({"tags": {"set": {"a=b": "c"}}}, "without '='"),
+                          ({"tags": ["x"]}, "tags must be"), ({}, "JSON object")]:
+        bad = await _send(http_server_client, jp_base_url, "PATCH", f"runs/{run_id}", jp_auth_header, body)
+        assert bad.code == 400 and message in json.loads(bad.body)["message"], (body, bad.body)
+    missing = await _send(http_server_client, jp_base_url, "PATCH", f"runs/{'ab' * 16}", jp_auth_header,
+                          {"name": "x"})
+    assert missing.code == 404
+
+
+async def test_writes_need_authentication_and_xsrf_for_cookie_sessions(http_server_client, jp_base_url,
+                                                                      jp_auth_header, server_store):
+    run_id = add_run(server_store, name="guarded")
+    for method, body in (("PATCH", {"name": "hacked"}), ("DELETE", None)):
+        anonymous = await _send(http_server_client, jp_base_url, method, f"runs/{run_id}", {}, body)
+        assert anonymous.code == 403, method
+    # A browser session: the login cookie from a token request, then writes with the cookie alone.
+    token = jp_auth_header["Authorization"].split()[-1]
+    login = await raw_get(http_server_client, jp_base_url, f"runs?limit=1&token={token}")
+    cookies = "; ".join(c.split(";")[0] for c in login.headers.get_list("Set-Cookie"))
+    assert cookies, "a token request sets the login cookie"
+    forged = await _send(http_server_client, jp_base_url, "PATCH", f"runs/{run_id}", {"Cookie": cookies},
+                         {"name": "hacked"})
+    assert forged.code == 403  # a cross-site form could send the cookie, never the XSRF header
+    with_xsrf = {"Cookie": f"{cookies}; _xsrf=test-xsrf-value", "X-XSRFToken": "test-xsrf-value"}
+    allowed = await _send(http_server_client, jp_base_url, "PATCH", f"runs/{run_id}", with_xsrf, {"name": "renamed"})
+    assert allowed.code == 200 and json.loads(allowed.body)["name"] == "renamed"
+    assert server_store.summary(run_id)["name"] == "renamed"
+    deleted = await _send(http_server_client, jp_base_url, "DELETE", f"runs/{run_id}", with_xsrf)
+    assert deleted.code == 200 and json.loads(deleted.body)["deleted"] == [run_id]
+
+
+async def test_delete_removes_the_run_its_children_and_unshared_blobs(http_server_client, jp_base_url,
+                                                                     jp_auth_header, server_store):
+    shared = server_store.blobs.put_text("shared log")
+    own = server_store.blobs.put_text("own log")
+    old = time.time() - 3600
+    for digest in (shared, own):
+        os.utime(server_store.blobs.path_for(digest), (old, old))
+    parent = add_run(server_store, kind="notebook", details={"logs": {"stdout_blob": own}})
+    child = add_run(server_store, parent_id=parent, details={"logs": {"stdout_blob": shared}})
+    other = add_run(server_store, details={"logs": {"stdout_blob": shared}})
+    response = await _send(http_server_client, jp_base_url, "DELETE", f"runs/{parent}", jp_auth_header)
+    report = json.loads(response.body)
+    assert response.code == 200 and set(report["deleted"]) == {parent, child} and report["blobs_removed"] == 1
+    assert not server_store.blobs.exists(own) and server_store.blobs.exists(shared)
+    assert server_store.summary(other)["id"] == other
+    gone = await raw_get(http_server_client, jp_base_url, f"runs/{parent}", jp_auth_header)
+    assert gone.code == 404

@@ -34,13 +34,68 @@ export interface IRunSummary {
   metrics: Record<string, number | null>;
   tags: Record<string, string>;
   reproduces: string | null;
+  /** The user's own plain-text note. */
+  note?: string | null;
+  starred?: boolean;
+  archived?: boolean;
+  /** The id of the sweep's first run, for the runs of one `pykernel-ext run` invocation. */
+  sweep_id?: string | null;
+  /** In list pages: how many runs have this one as parent. */
+  children_count?: number;
+  /** In list pages, on a sweep's first run: the sweep's size and status counts. */
+  sweep?: { size: number; statuses: Record<string, number> };
+  /** With `stats=true`: each metric's last, min and max. */
+  metric_stats?: Record<string, IMetricStats>;
+}
+
+export interface IMetricStats {
+  last: number | null;
+  min: number | null;
+  max: number | null;
+  count: number;
 }
 
 export interface IRunsPage {
   runs: IRunSummary[];
-  total: number;
+  /** Matching runs; null when the request asked not to count (`count=false`). */
+  total: number | null;
   offset: number;
   limit: number;
+  /** Pass as `after` for the next page (keyset paging); null on the last page. */
+  next_cursor?: string | null;
+  sort?: string;
+}
+
+export interface IKeyCount {
+  key: string;
+  count: number;
+  /** Parameters only: every value is a number. */
+  numeric?: boolean;
+}
+
+/** The keys the filtered runs hold, for the column picker. */
+export interface IRunKeys {
+  params: IKeyCount[];
+  metrics: IKeyCount[];
+  tags: IKeyCount[];
+  runs_examined: number;
+  sampled: boolean;
+}
+
+/** A change to one run (`PATCH runs/<id>`); absent fields stay as they are. */
+export interface IRunPatch {
+  name?: string;
+  note?: string | null;
+  starred?: boolean;
+  archived?: boolean;
+  tags?: { set?: Record<string, string>; remove?: string[] };
+}
+
+export interface IDeleteReport {
+  deleted: string[];
+  blobs_removed: number;
+  bytes_freed: number;
+  environments_removed: number;
 }
 
 export interface ISeries {
@@ -121,6 +176,12 @@ export interface IRunDetail extends IRunSummary {
   gpu_samples: IRunGpuSample[];
   cost?: { usd?: number; gpu_hours?: number; cpu_hours?: number };
   children: string[];
+  /** The children's summaries (name, status, metrics), in start order. */
+  child_runs?: IRunSummary[];
+  executed_notebook?: { blob?: string | null; path?: string | null } | null;
+  /** Where Lab can open the executed notebook, when its output file lies under the Jupyter root. */
+  executed_notebook_server_path?: string | null;
+  notebook_file?: { path?: string; blob?: string; kernel?: string; size?: number } | null;
   warnings?: string[];
 }
 
@@ -175,16 +236,36 @@ export interface IGpuReport {
   gpu_count: number;
 }
 
-export interface IRunsQuery {
-  limit?: number;
-  offset?: number;
+/** Which runs: the filter part of a list query (also what `runs/keys` takes). */
+export interface IRunsFilter {
   notebook?: string;
   status?: string;
   kind?: string;
   tag?: string;
+  /** The search syntax: `lr=0.1 loss<=0.2 status:failed tag:k=v words`. */
   q?: string;
+  parent?: string;
+  top_level?: boolean;
+  sweep?: string;
+  group_sweeps?: boolean;
+  /** Comma-separated run ids. */
+  ids?: string;
+  archived?: 'exclude' | 'include' | 'only';
+  starred?: boolean;
+}
+
+export interface IRunsQuery extends IRunsFilter {
+  limit?: number;
+  offset?: number;
+  /** A `next_cursor` from the previous page (keyset paging; not with `offset`). */
+  after?: string;
+  /** `started_at` (and other columns), `param:NAME`, `metric:NAME`, `metric:NAME:min|max`. */
   sort?: string;
   order?: 'asc' | 'desc';
+  /** false: do not count the matching runs (a next page). */
+  count?: boolean;
+  /** true: each row's metric last/min/max in `metric_stats`. */
+  stats?: boolean;
 }
 
 export interface IRunsEvent {
@@ -218,10 +299,24 @@ export class APIError extends Error {
   }
 }
 
+/** A request the caller cancelled (a page that scrolled away); not an error to show. */
+export class AbortedError extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'AbortedError';
+  }
+}
+
 /** What the models need from the server; `RunsClient` implements it, tests fake it. */
 export interface IRunsAPI {
-  listRuns(query: IRunsQuery): Promise<IRunsPage>;
+  listRuns(query: IRunsQuery, signal?: AbortSignal): Promise<IRunsPage>;
+  runKeys(filter: IRunsFilter): Promise<IRunKeys>;
   getRun(id: string): Promise<IRunDetail>;
+  patchRun(id: string, patch: IRunPatch): Promise<IRunSummary>;
+  deleteRun(id: string): Promise<IDeleteReport>;
+  /** The executed notebook a `pykernel-ext run` run stored (nbformat JSON). */
+  executedNotebook(id: string): Promise<Record<string, unknown>>;
+  executedNotebookUrl(id: string): string;
   compare(ids: string[]): Promise<IComparison>;
   gpus(): Promise<IGpuReport>;
   subscribe(topics: Topic[], handlers: IEventHandlers): IEventStream;
@@ -257,12 +352,16 @@ export async function requestAPI<T>(
 ): Promise<T> {
   const url = URLExt.join(settings.baseUrl, API_PATH, endPoint);
   let response: Response;
+  let text: string;
   try {
     response = await ServerConnection.makeRequest(url, init, settings);
+    text = await response.text();
   } catch (error) {
+    if (init.signal?.aborted) {
+      throw new AbortedError();
+    }
     throw new APIError(0, `cannot reach the server: ${String(error)}`);
   }
-  const text = await response.text();
   let data: unknown = null;
   if (text.length > 0) {
     try {
@@ -289,12 +388,38 @@ export class RunsClient implements IRunsAPI {
     }).EventSource
   ) {}
 
-  listRuns(query: IRunsQuery): Promise<IRunsPage> {
-    return requestAPI<IRunsPage>(`runs${queryString(query)}`, {}, this.settings);
+  listRuns(query: IRunsQuery, signal?: AbortSignal): Promise<IRunsPage> {
+    return requestAPI<IRunsPage>(`runs${queryString(query)}`, signal ? { signal } : {}, this.settings);
+  }
+
+  runKeys(filter: IRunsFilter): Promise<IRunKeys> {
+    return requestAPI<IRunKeys>(`runs/keys${queryString(filter)}`, {}, this.settings);
   }
 
   getRun(id: string): Promise<IRunDetail> {
     return requestAPI<IRunDetail>(`runs/${encodeURIComponent(id)}`, {}, this.settings);
+  }
+
+  /** Rename, annotate, tag, star or archive (Jupyter's auth and XSRF header come with the request). */
+  patchRun(id: string, patch: IRunPatch): Promise<IRunSummary> {
+    return requestAPI<IRunSummary>(
+      `runs/${encodeURIComponent(id)}`,
+      { method: 'PATCH', body: JSON.stringify(patch), headers: { 'Content-Type': 'application/json' } },
+      this.settings
+    );
+  }
+
+  /** Delete a run, its child runs and the stored files no other run uses. */
+  deleteRun(id: string): Promise<IDeleteReport> {
+    return requestAPI<IDeleteReport>(`runs/${encodeURIComponent(id)}`, { method: 'DELETE' }, this.settings);
+  }
+
+  executedNotebook(id: string): Promise<Record<string, unknown>> {
+    return requestAPI<Record<string, unknown>>(`runs/${encodeURIComponent(id)}/notebook`, {}, this.settings);
+  }
+
+  executedNotebookUrl(id: string): string {
+    return this.url(`runs/${encodeURIComponent(id)}/notebook`);
   }
 
   compare(ids: string[]): Promise<IComparison> {

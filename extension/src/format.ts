@@ -36,19 +36,107 @@ export function formatBytes(bytes: number | null | undefined): string {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
-/** Compact age of an epoch-seconds time relative to `now` (epoch ms): "40 s", "3 min", "5 h", a date. */
+/**
+ * Compact age of an epoch-seconds time relative to `now` (epoch ms), at most 4 characters so it fits a
+ * narrow column: "40s", "3m", "5h", "2d", "3w", "4mo", "2y" (the full date is on hover).
+ */
 export function formatAge(epochSeconds: number, now: number = Date.now()): string {
   const seconds = Math.max(0, now / 1000 - epochSeconds);
+  for (const [below, unit, suffix] of AGE_UNITS) {
+    if (seconds < below) {
+      return `${Math.floor(seconds / unit)}${suffix}`;
+    }
+  }
+  return `${Math.floor(seconds / YEAR)}y`;
+}
+
+const DAY = 86400;
+const YEAR = 365 * DAY;
+/** [below this many seconds, count in units of, suffix] */
+const AGE_UNITS: [number, number, string][] = [
+  [60, 1, 's'],
+  [3600, 60, 'm'],
+  [DAY, 3600, 'h'],
+  [7 * DAY, DAY, 'd'],
+  [30 * DAY, 7 * DAY, 'w'],
+  [YEAR, 30 * DAY, 'mo']
+];
+
+/** A duration in at most 5 characters for a table cell: "340ms", "34s", "5.2m", "2.1h", "3.0d". */
+export function formatShortDuration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !isFinite(seconds)) {
+    return '';
+  }
+  if (seconds < 1) {
+    return `${Math.round(seconds * 1000)}ms`;
+  }
   if (seconds < 60) {
-    return `${Math.floor(seconds)} s`;
+    return `${Math.round(seconds)}s`;
   }
   if (seconds < 3600) {
-    return `${Math.floor(seconds / 60)} min`;
+    return `${(seconds / 60).toFixed(seconds < 600 ? 1 : 0)}m`;
   }
   if (seconds < 86400) {
-    return `${Math.floor(seconds / 3600)} h`;
+    return `${(seconds / 3600).toFixed(1)}h`;
   }
-  return new Date(epochSeconds * 1000).toISOString().slice(0, 10);
+  return `${(seconds / 86400).toFixed(1)}d`;
+}
+
+/** "1 run", "2 runs", "100,000 runs". */
+export function plural(count: number, noun: string): string {
+  return `${count.toLocaleString()} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+/** A number for a narrow cell: 4 significant digits, exponent for the very large or small. */
+export function formatNumber(value: number): string {
+  if (!isFinite(value)) {
+    return String(value);
+  }
+  if (value !== 0 && (Math.abs(value) >= 1e5 || Math.abs(value) < 1e-3)) {
+    return value.toExponential(2);
+  }
+  return Number(value.toPrecision(4)).toString();
+}
+
+/** Metric names where a lower value is better (losses, errors, times); the rest are higher-is-better. */
+const LOWER_IS_BETTER = /(loss|err|error|mse|mae|rmse|perplexity|ppl|nll|wer|cer|time|latency|duration|cost|memory|bpd)/i;
+
+export function lowerIsBetter(metric: string): boolean {
+  return LOWER_IS_BETTER.test(metric);
+}
+
+/** The index of the best finite number (lowest or highest), or -1 when there is none. */
+export function bestIndex(values: unknown[], lower: boolean): number {
+  let best = -1;
+  values.forEach((v, i) => {
+    if (typeof v === 'number' && isFinite(v)) {
+      const current = values[best] as number;
+      if (best < 0 || (lower ? v < current : v > current)) {
+        best = i;
+      }
+    }
+  });
+  return best;
+}
+
+/**
+ * Exponential moving average as TensorBoard smooths curves: `weight` 0 keeps the data, 0.99 flattens it;
+ * debiased so the curve starts at the first value; missing values stay missing and do not reset it.
+ */
+export function ema(values: (number | null)[], weight: number): (number | null)[] {
+  if (weight <= 0) {
+    return values.slice();
+  }
+  let last = 0;
+  let count = 0;
+  return values.map(v => {
+    if (typeof v !== 'number' || !isFinite(v)) {
+      return null;
+    }
+    last = last * weight + (1 - weight) * v;
+    count += 1;
+    return last / (1 - Math.pow(weight, count));
+  });
 }
 
 export function formatTime(epochSeconds: number | null | undefined): string {

@@ -5,7 +5,7 @@ import { MainAreaWidget } from '@jupyterlab/apputils';
 import { LabIcon, ReactWidget, UseSignal } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { IRunDetail, IRunsAPI } from './api';
+import { IRunDetail, IRunPatch, IRunsAPI } from './api';
 import { CompareView } from './components/CompareView';
 import { GpuView } from './components/GpuView';
 import { RunDetailView } from './components/RunDetail';
@@ -30,7 +30,11 @@ export class RunsSidebar extends ReactWidget {
   }
 
   render(): JSX.Element {
-    return <UseSignal signal={this.props.model.changed}>{() => <RunsPanel {...this.props} />}</UseSignal>;
+    return (
+      <UseSignal signal={this.props.columns.changed}>
+        {() => <UseSignal signal={this.props.model.changed}>{() => <RunsPanel {...this.props} />}</UseSignal>}
+      </UseSignal>
+    );
   }
 }
 
@@ -39,6 +43,9 @@ export interface IRunDetailWidgetOptions {
   api: IRunsAPI;
   onOpenNotebook: (run: IRunDetail) => void;
   onOpenRun: (id: string) => void;
+  onOpenExecuted: (run: IRunDetail) => void;
+  onPatch: (run: IRunDetail, patch: IRunPatch) => Promise<void>;
+  onDelete: (run: IRunDetail) => Promise<void>;
 }
 
 /** One run in full; its clock moves once a second while the run is running. */
@@ -73,6 +80,9 @@ export class RunDetailContent extends ReactWidget {
             logUrl={(id, stream) => api.logUrl(id, stream)}
             onOpenNotebook={this.options.onOpenNotebook}
             onOpenRun={this.options.onOpenRun}
+            onOpenExecuted={this.options.onOpenExecuted}
+            onPatch={this.options.onPatch}
+            onDelete={this.options.onDelete}
           />
         )}
       </UseSignal>
@@ -81,9 +91,13 @@ export class RunDetailContent extends ReactWidget {
 }
 
 export class CompareContent extends ReactWidget {
+  /** When the parallel coordinates last finished drawing (performance.now(); the benchmark reads it). */
+  lastChartRender = 0;
+
   constructor(
     readonly model: CompareModel,
-    private readonly onOpenRun: (id: string) => void
+    private readonly onOpenRun: (id: string) => void,
+    private readonly onCompareIds: (ids: string[]) => void
   ) {
     super();
     this.addClass('pk-main');
@@ -97,7 +111,17 @@ export class CompareContent extends ReactWidget {
   render(): JSX.Element {
     return (
       <UseSignal signal={this.model.changed}>
-        {() => <CompareView model={this.model} onOpenRun={this.onOpenRun} />}
+        {() => (
+          <CompareView
+            model={this.model}
+            onOpenRun={this.onOpenRun}
+            onCompareIds={this.onCompareIds}
+            onChartRendered={() => {
+              this.lastChartRender = performance.now();
+              this.node.dataset.chartRendered = String(this.lastChartRender);
+            }}
+          />
+        )}
       </UseSignal>
     );
   }

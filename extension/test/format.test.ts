@@ -4,10 +4,15 @@ import {
   diffLineKind,
   elapsed,
   extent,
+  bestIndex,
+  ema,
   formatAge,
   formatBytes,
   formatDuration,
+  formatShortDuration,
   formatValue,
+  lowerIsBetter,
+  plural,
   linePath,
   seriesXs
 } from '../src/format';
@@ -53,10 +58,50 @@ describe('formatting', () => {
     expect(formatValue(undefined)).toBe('—');
   });
 
-  it('shows ages compactly', () => {
-    expect(formatAge(100, 130_000)).toBe('30 s');
-    expect(formatAge(100, 100_000 + 7_200_000)).toBe('2 h');
-    expect(formatAge(0, 10 * 86_400_000)).toBe('1970-01-01');
+  it('shows ages in at most four characters, for a narrow column', () => {
+    expect(formatAge(100, 130_000)).toBe('30s');
+    expect(formatAge(100, 100_000 + 7_200_000)).toBe('2h');
+    expect(formatAge(0, 3 * 86_400_000)).toBe('3d');
+    expect(formatAge(0, 20 * 86_400_000)).toBe('2w');
+    expect(formatAge(0, 100 * 86_400_000)).toBe('3mo');
+    expect(formatAge(0, 800 * 86_400_000)).toBe('2y');
+    for (const days of [0.01, 1, 6, 29, 364, 5000]) {
+      expect(formatAge(0, days * 86_400_000).length).toBeLessThanOrEqual(4);
+    }
+  });
+
+  it('shows table durations in at most five characters', () => {
+    expect(formatShortDuration(0.34)).toBe('340ms');
+    expect(formatShortDuration(34.3)).toBe('34s');
+    expect(formatShortDuration(312)).toBe('5.2m');
+    expect(formatShortDuration(7560)).toBe('2.1h');
+    expect(formatShortDuration(3 * 86400)).toBe('3.0d');
+    expect(formatShortDuration(null)).toBe('');
+  });
+
+  it('counts in words', () => {
+    expect(plural(1, 'run')).toBe('1 run');
+    expect(plural(100000, 'run')).toBe('100,000 runs');
+  });
+
+  it('knows which metrics are better low and finds the best value', () => {
+    expect(lowerIsBetter('val_loss')).toBe(true);
+    expect(lowerIsBetter('test_error')).toBe(true);
+    expect(lowerIsBetter('accuracy')).toBe(false);
+    expect(bestIndex([0.3, null, 0.1, 'x', 0.2], true)).toBe(2);
+    expect(bestIndex([0.3, NaN, 0.9], false)).toBe(2);
+    expect(bestIndex([null, 'x'], false)).toBe(-1);
+  });
+
+  it('smooths with a debiased moving average and keeps gaps', () => {
+    expect(ema([1, 2, 3], 0)).toEqual([1, 2, 3]);
+    const smooth = ema([1, 1, 1, null, 1], 0.9) as number[];
+    expect(smooth[0]).toBeCloseTo(1); // debiased: starts at the first value, not near 0
+    expect(smooth[2]).toBeCloseTo(1);
+    expect(smooth[3]).toBeNull();
+    const step = ema([0, 10], 0.5) as number[];
+    expect(step[1]).toBeGreaterThan(0);
+    expect(step[1]).toBeLessThan(10);
   });
 
   it('counts a running run from its start', () => {

@@ -1,9 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import {
+  AbortedError,
   IEventHandlers,
   IGpuReport,
   IRunDetail,
+  IRunKeys,
   IRunsAPI,
   IRunsPage,
   IRunsQuery,
@@ -44,32 +46,65 @@ function run(i: number, patch: Partial<IRunSummary> = {}): IRunSummary {
 /** A server holding `total` runs, answering queries on demand (so tests control the timing). */
 class FakeAPI implements IRunsAPI {
   queries: IRunsQuery[] = [];
-  pending: { query: IRunsQuery; resolve: (page: IRunsPage) => void; reject: (e: Error) => void }[] = [];
+  signals: (AbortSignal | undefined)[] = [];
+  pending: { query: IRunsQuery; signal?: AbortSignal; resolve: (page: IRunsPage) => void; reject: (e: Error) => void }[] = [];
   handlers: IEventHandlers[] = [];
   topics: Topic[][] = [];
   closed = 0;
-  constructor(public total = 100_000) {}
+  /** Runs listed under a parent or a sweep, by its id. */
+  nested = new Map<string, IRunSummary[]>();
+  constructor(
+    public total = 100_000,
+    public decorate: (r: IRunSummary) => IRunSummary = r => r
+  ) {}
 
-  listRuns(query: IRunsQuery): Promise<IRunsPage> {
+  listRuns(query: IRunsQuery, signal?: AbortSignal): Promise<IRunsPage> {
     this.queries.push(query);
-    return new Promise((resolve, reject) => this.pending.push({ query, resolve, reject }));
+    this.signals.push(signal);
+    return new Promise((resolve, reject) => {
+      const entry = { query, signal, resolve, reject };
+      this.pending.push(entry);
+      signal?.addEventListener('abort', () => {
+        this.pending = this.pending.filter(p => p !== entry);
+        reject(new AbortedError());
+      });
+    });
   }
 
   /** Answer every waiting list request from the fake data set. */
   async answerAll(total = this.total): Promise<void> {
     const waiting = this.pending.splice(0);
     for (const { query, resolve } of waiting) {
-      const offset = query.offset ?? 0;
-      const count = Math.max(0, Math.min(query.limit ?? 50, total - offset));
-      resolve({ runs: Array.from({ length: count }, (_, k) => run(offset + k)), total, offset, limit: query.limit ?? 50 });
+      resolve(this.page(query, total));
     }
-    await Promise.resolve();
-    await Promise.resolve();
+    await flush();
+  }
+
+  page(query: IRunsQuery, total = this.total): IRunsPage {
+    const owner = query.sweep ?? query.parent;
+    if (owner) {
+      const runs = this.nested.get(owner) ?? [];
+      return { runs, total: runs.length, offset: 0, limit: query.limit ?? 50, next_cursor: null };
+    }
+    const offset = query.after !== undefined ? Number(query.after) : query.offset ?? 0;
+    const count = Math.max(0, Math.min(query.limit ?? 50, total - offset));
+    return {
+      runs: Array.from({ length: count }, (_, k) => this.decorate(run(offset + k))),
+      total: query.count === false ? null : total,
+      offset,
+      limit: query.limit ?? 50,
+      next_cursor: offset + count < total ? String(offset + count) : null
+    };
   }
 
   getRun = vi.fn(async (id: string) => ({ ...run(1), id, updated_at: Date.now() }) as unknown as IRunDetail);
   compare = vi.fn(async (ids: string[]) => ({ runs: ids.map((id, i) => ({ ...run(i), id })) }) as never);
   gpus = vi.fn(async (): Promise<IGpuReport> => ({ timestamp: 1, hosts: [], gpu_count: 0 }));
+  runKeys = vi.fn(async (): Promise<IRunKeys> => ({ params: [], metrics: [], tags: [], runs_examined: 0, sampled: false }));
+  patchRun = vi.fn(async (id: string) => ({ ...run(1), id }));
+  deleteRun = vi.fn(async (id: string) => ({ deleted: [id], blobs_removed: 0, bytes_freed: 0, environments_removed: 0 }));
+  executedNotebook = vi.fn(async () => ({ cells: [] }));
+  executedNotebookUrl = (id: string) => `/n/${id}`;
 
   subscribe(topics: Topic[], handlers: IEventHandlers) {
     this.topics.push(topics);
@@ -82,7 +117,7 @@ class FakeAPI implements IRunsAPI {
 }
 
 async function flush(): Promise<void> {
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 8; i++) {
     await Promise.resolve();
   }
 }
@@ -96,24 +131,71 @@ describe('RunsModel paging', () => {
   });
   afterEach(() => model.dispose());
 
-  it('fetches only the pages in view, even with 100,000 runs', async () => {
+  it('fetches only the pages in view (and one on each side), even with 100,000 runs', async () => {
     model.reload();
     await api.answerAll();
     expect(model.total).toBe(100_000);
     expect(model.rowAt(0)?.id).toBe('run000000');
+    api.queries = [];
     model.setVisibleRange(50_000, 50_030);
-    expect(api.queries.map(q => q.offset)).toEqual([0, 50_000, 50_100]);
-    expect(model.rowAt(50_010)).toBeUndefined(); // loading: a placeholder row
+    expect(api.queries.map(q => q.offset).sort()).toEqual([49_900, 50_000, 50_100]);
+    expect(api.queries.every(q => q.count === false && q.limit === 100)).toBe(true); // the total is known
+    expect(model.displayRow(50_010)).toBeUndefined(); // loading: a placeholder row
     await api.answerAll();
     expect(model.rowAt(50_010)?.name).toBe('train-50010');
-    expect(api.queries.every(q => q.limit === 100)).toBe(true);
   });
 
-  it('asks for a page once while it loads', () => {
-    model.rowAt(5);
-    model.rowAt(6);
+  it('continues from the previous page by its cursor (keyset paging)', async () => {
     model.setVisibleRange(0, 20);
-    expect(api.queries.filter(q => q.offset === 0)).toHaveLength(1);
+    await api.answerAll();
+    api.queries = [];
+    model.setVisibleRange(150, 170); // pages 0..2 wanted: 0 loaded, 1 after page 0, 2 by offset
+    const second = api.queries.find(q => q.after === '100');
+    expect(second).toMatchObject({ count: false });
+    expect(second?.offset).toBeUndefined();
+    await api.answerAll();
+    expect(model.rowAt(150)?.id).toBe('run000150');
+  });
+
+  it('cancels pages that scrolled away, so the rows on screen are served next', async () => {
+    model.setVisibleRange(0, 20);
+    await api.answerAll();
+    model.setVisibleRange(30_000, 30_020);
+    const early = api.pending.map(p => p.signal);
+    model.setVisibleRange(90_000, 90_020);
+    expect(early.every(signal => signal?.aborted)).toBe(true);
+    expect(model.inFlight).toBeLessThanOrEqual(3);
+    expect(api.pending.map(p => p.query.offset).sort()).toEqual([89_900, 90_000, 90_100]);
+    await api.answerAll();
+    expect(model.rowAt(90_010)?.id).toBe('run090010');
+    expect(model.rowAt(30_010)).toBeUndefined();
+  });
+
+  it('keeps a scrollbar drag to a few requests in flight and fills the end position', async () => {
+    model.setVisibleRange(0, 30);
+    await api.answerAll();
+    api.queries = [];
+    for (let row = 0; row <= 100_000; row += 333) {
+      model.setVisibleRange(row, row + 30); // a drag: the position moves every frame, nothing answered yet
+      expect(model.inFlight).toBeLessThanOrEqual(3);
+    }
+    model.setVisibleRange(99_970, 99_999);
+    const aborted = api.signals.filter(s => s?.aborted).length;
+    expect(aborted).toBeGreaterThan(api.queries.length - 10);
+    await api.answerAll();
+    expect(model.displayRow(99_985)?.type).toBe('run');
+    expect(model.inFlight).toBe(0);
+  });
+
+  it('answers a new filter at once, whatever was loading', async () => {
+    model.setVisibleRange(40_000, 40_030);
+    await api.answerAll();
+    model.setVisibleRange(60_000, 60_030);
+    const loading = api.pending.map(p => p.signal);
+    model.setFilters({ status: 'failed' });
+    expect(loading.every(signal => signal?.aborted)).toBe(true);
+    expect(api.pending).toHaveLength(1);
+    expect(api.pending[0].query).toMatchObject({ status: 'failed', offset: 0 });
   });
 
   it('drops pages far from the view and fetches them again when needed', async () => {
@@ -122,23 +204,33 @@ describe('RunsModel paging', () => {
     await api.answerAll();
     small.setVisibleRange(500, 505);
     await api.answerAll();
-    api.queries = [];
     expect(small.rowAt(0)).toBeUndefined();
-    expect(api.queries.map(q => q.offset)).toEqual([0]);
+    api.queries = [];
+    small.setVisibleRange(0, 5);
+    expect(api.queries.map(q => q.offset)).toContain(0);
     small.dispose();
   });
 
   it('sends filters to the server and ignores answers to an older query', async () => {
-    model.rowAt(0);
+    model.setVisibleRange(0, 5);
     model.setFilters({ status: 'failed', q: ' lr=0.1 ', tag: 'team=vision' });
     expect(api.queries[1]).toMatchObject({ status: 'failed', q: 'lr=0.1', tag: 'team=vision', offset: 0, sort: 'started_at', order: 'desc' });
-    const stale = api.pending.shift()!;
-    stale.resolve({ runs: [run(999)], total: 1, offset: 0, limit: 100 });
-    await flush();
-    expect(model.total).toBeNull(); // the old answer was dropped
+    expect(api.queries[1].group_sweeps).toBeUndefined(); // a filtered list is flat: cells match too
+    expect(api.queries[1].top_level).toBeUndefined();
+    expect(api.signals[0]?.aborted).toBe(true); // the old query's page: cancelled, its answer never applies
     await api.answerAll(3);
     expect(model.total).toBe(3);
     expect(model.generation).toBe(1);
+  });
+
+  it('folds sweeps and nests cells only in the plain view', () => {
+    model.setVisibleRange(0, 5);
+    expect(api.queries[0]).toMatchObject({ top_level: true, group_sweeps: true });
+    model.setFilters({ sort: 'metric:loss' });
+    expect(api.queries.at(-1)).toMatchObject({ top_level: true, sort: 'metric:loss' });
+    expect(api.queries.at(-1)?.group_sweeps).toBeUndefined();
+    model.setFilters({ nested: false, sort: 'started_at' });
+    expect(api.queries.at(-1)?.top_level).toBeUndefined();
   });
 
   it('waits for a pause in typing before searching', async () => {
@@ -155,10 +247,58 @@ describe('RunsModel paging', () => {
   });
 
   it('reports errors as text', async () => {
-    model.rowAt(0);
+    model.setVisibleRange(0, 5);
     api.pending.shift()!.reject(new Error('status=x is unknown'));
     await flush();
     expect(model.error).toBe('status=x is unknown');
+  });
+});
+
+describe('RunsModel rows that expand', () => {
+  const sweep = (i: number) => run(i, { sweep_id: 'run000002', sweep: { size: 3, statuses: { ok: 3 } } });
+
+  it('expands a sweep into its runs and a notebook run into its cells', async () => {
+    const api = new FakeAPI(10, r => (r.id === 'run000002' ? sweep(2) : r.id === 'run000004' ? { ...r, children_count: 2 } : r));
+    api.nested.set('run000002', [sweep(2), run(20, { sweep_id: 'run000002' }), run(21, { sweep_id: 'run000002', children_count: 1 })]);
+    api.nested.set('run000004', [run(40, { parent_id: 'run000004' }), run(41, { parent_id: 'run000004' })]);
+    api.nested.set('run000021', [run(210, { parent_id: 'run000021' })]);
+    const model = new RunsModel(api, { pageSize: 100 });
+    model.setVisibleRange(0, 9);
+    await api.answerAll();
+    const group = model.displayRow(2);
+    expect(group).toMatchObject({ type: 'run', group: true, expandable: true, expanded: false, depth: 0 });
+    model.toggleExpanded(sweep(2), 2);
+    expect(model.displayRow(3)).toMatchObject({ type: 'loading', depth: 1 });
+    expect(api.queries.at(-1)).toMatchObject({ sweep: 'run000002', sort: 'started_at', order: 'asc' });
+    await api.answerAll();
+    expect(model.displayCount).toBe(13);
+    expect(model.displayRow(4)).toMatchObject({ type: 'run', depth: 1, run: { id: 'run000020' } });
+    expect(model.displayRow(6)).toMatchObject({ type: 'run', depth: 0, run: { id: 'run000003' } });
+    // a cell run under a run of the sweep: two levels down
+    model.toggleExpanded(run(21), 5);
+    await api.answerAll();
+    expect(model.displayRow(6)).toMatchObject({ type: 'run', depth: 2, run: { id: 'run000210' } });
+    // the notebook run further down still expands at its own place
+    model.toggleExpanded(run(4), 8);
+    await api.answerAll();
+    expect(model.displayRow(9)).toMatchObject({ depth: 1, run: { id: 'run000040' } });
+    expect(model.displayCount).toBe(16);
+    model.toggleExpanded(sweep(2), 2);
+    expect(model.displayCount).toBe(12);
+    expect(model.displayRow(5)).toMatchObject({ depth: 1, run: { id: 'run000040' } });
+    model.dispose();
+  });
+
+  it('selects all of a sweep at once', async () => {
+    const api = new FakeAPI(5);
+    api.nested.set('s', [run(1), run(2), run(3)]);
+    const model = new RunsModel(api);
+    const members = model.sweepMembers('s');
+    await api.answerAll();
+    model.toggleAll((await members).map(r => r.id));
+    expect(model.selection).toEqual(['run000001', 'run000002', 'run000003']);
+    model.toggleAll(['run000001', 'run000002', 'run000003']);
+    expect(model.selection).toEqual([]);
   });
 });
 
@@ -194,8 +334,10 @@ describe('RunsModel live updates', () => {
     await api.answerAll();
     api.handlers[0].error!();
     expect(model.live).toBe('polling');
+    const before = api.queries.length;
     vi.advanceTimersByTime(2100);
-    expect(api.pending.length).toBeGreaterThanOrEqual(2);
+    expect(api.queries.length - before).toBeGreaterThanOrEqual(2); // each poll supersedes the last
+    expect(api.pending).toHaveLength(1);
     await api.answerAll(3);
     api.handlers[0].open!();
     expect(model.live).toBe('push');
@@ -245,14 +387,41 @@ describe('RunDetailModel', () => {
 });
 
 describe('CompareModel', () => {
-  it('needs two runs and loads the comparison', async () => {
-    const api = new FakeAPI();
+  /** A fake whose list requests answer at once. */
+  function answering(total: number): FakeAPI {
+    const api = new FakeAPI(total);
+    api.listRuns = (query: IRunsQuery) => {
+      api.queries.push(query);
+      if (query.ids) {
+        const runs = query.ids.split(',').reverse().map(id => ({ ...run(0), id })); // the server's order
+        return Promise.resolve({ runs, total: runs.length, offset: 0, limit: 1000 });
+      }
+      return Promise.resolve(api.page(query));
+    };
+    return api;
+  }
+
+  it('needs two runs, keeps their order and loads the full comparison for up to 20', async () => {
+    const api = answering(100);
     const model = new CompareModel(api);
     await model.load(['a']);
     expect(model.error).toMatch(/two or more/);
     expect(api.compare).not.toHaveBeenCalled();
     await model.load(['a', 'b']);
+    expect(api.queries.at(-1)).toMatchObject({ ids: 'a,b', stats: true });
+    expect(model.ids).toEqual(['a', 'b']);
     expect(model.comparison?.runs.map(r => r.id)).toEqual(['a', 'b']);
+  });
+
+  it('plots up to 1,000 runs of a query and compares in full only up to 20', async () => {
+    const api = answering(5000);
+    const model = new CompareModel(api);
+    await model.load({ query: { q: 'lr>0.01', sort: 'metric:loss' }, label: 'the listed runs' });
+    expect(api.queries.at(-1)).toMatchObject({ q: 'lr>0.01', limit: 1000, stats: true });
+    expect(model.summaries).toHaveLength(1000);
+    expect(model.comparison).toBeNull();
+    expect(api.compare).not.toHaveBeenCalled();
+    expect(model.label).toBe('the listed runs');
   });
 });
 

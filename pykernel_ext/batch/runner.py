@@ -117,6 +117,7 @@ class BatchRunner:
         blob = store.blobs.put_bytes(self.notebook_bytes)
         folder = Path(cwd) if cwd else self.notebook.resolve().parent
         runs = [self._start(params, blob, reproduces, folder) for params in parameter_sets]
+        store.assign_sweep([run.id for run in runs])  # one invocation's runs group as a sweep in the sidebar
         tasks = [self._task(run, params, reproduces, folder) for run, params in zip(runs, parameter_sets)]
         counts = {"total": len(tasks), "done": 0, "running": 0, "failed": 0}
         results: dict[str, BatchResult] = {}

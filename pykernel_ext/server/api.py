@@ -16,29 +16,20 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any
 
 from ..compare import compare_runs
 from ..config import Settings
 from ..errors import InvalidBlobReference, RunNotFound
 from ..store import RunStore
-from ..store.runs import SORTABLE, STATUSES
+from ..store.manage import RunPatch
+from .params import BadRequest, RunsQuery, validate_artifact_path, validate_run_id
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 1000
-MAX_COMPARE = 20
-MAX_TEXT = 1000  # longest filter value accepted; longer is a mistake or an attack, not a query
 LOG_CAP_BYTES = 256 * 1024  # per stream in a run's payload; the full log is a download away
 MAX_SERIES_POINTS = 2000  # per metric (and GPU samples) in a payload: enough for a chart of any width
 LOG_STREAMS = ("stdout", "stderr")
-TOPICS = ("runs", "gpus")
-RUNS_QUERY_KEYS = {"limit", "offset", "notebook", "status", "kind", "tag", "q", "sort", "order", "parent", "top_level"}
-_RUN_ID = re.compile(r"^[0-9a-fA-F]{1,64}$")
+MAX_CHILDREN = 200  # child summaries in a run's payload
 _INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "text/plain", "text/csv", "application/json"}
-
-
-class BadRequest(ValueError):
-    """A request the client must change: answered 400 with this message."""
 
 
 class NotFound(LookupError):
@@ -81,149 +72,6 @@ def _finite(value: Any) -> Any:
     return value
 
 
-# ---- query parsing --------------------------------------------------------------------------------
-
-
-JUPYTER_AUTH_PARAMETER = "token"
-
-
-def single_values(query: Mapping[str, list[bytes]], allowed: set[str]) -> dict[str, str]:
-    """One decoded value per query parameter; unknown or repeated parameters are refused."""
-    # JupyterLab's ServerConnection appends a bare timestamp (`&1700000000000`) to bust caches, and
-    # `token` is Jupyter's own authentication parameter (already checked by the time we parse).
-    query = {k: v for k, v in query.items()
-             if k != JUPYTER_AUTH_PARAMETER and not (k.isdigit() and v in ([b""], [""]))}
-    unknown = sorted(set(query) - allowed)
-    if unknown:
-        raise BadRequest(f"unknown query parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
-    values = {}
-    for key, raw in query.items():
-        if len(raw) != 1:
-            raise BadRequest(f"query parameter {key!r} given {len(raw)} times; give it once")
-        try:
-            text = raw[0].decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadRequest(f"query parameter {key!r} is not UTF-8") from None
-        if len(text) > MAX_TEXT or "\x00" in text:
-            raise BadRequest(f"query parameter {key!r} is too long or holds a NUL character")
-        values[key] = text
-    return values
-
-
-def _int_param(values: dict[str, str], key: str, default: int, low: int, high: int) -> int:
-    raw = values.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        number = int(raw)
-    except ValueError:
-        raise BadRequest(f"{key}={raw!r} is not an integer") from None
-    if not low <= number <= high:
-        raise BadRequest(f"{key}={number} is out of range; give {low}..{high}")
-    return number
-
-
-def _bool_param(values: dict[str, str], key: str) -> bool:
-    raw = values.get(key, "").lower()
-    if raw in ("", "0", "false", "no"):
-        return False
-    if raw in ("1", "true", "yes"):
-        return True
-    raise BadRequest(f"{key}={raw!r} is not a boolean; give true or false")
-
-
-def validate_run_id(ref: str) -> str:
-    """A run id or unique prefix as the store understands it (hexadecimal, at most 64 characters)."""
-    if not isinstance(ref, str) or not _RUN_ID.match(ref):
-        raise BadRequest(f"{ref!r} is not a run id: run ids are hexadecimal (1 to 64 characters)")
-    return ref.lower()
-
-
-@dataclass(frozen=True)
-class RunsQuery:
-    """A validated `GET runs` query, in the store's terms."""
-
-    limit: int = DEFAULT_LIMIT
-    offset: int = 0
-    notebook: str | None = None
-    status: str | None = None
-    kind: str | None = None
-    tag: str | None = None
-    search: str | None = None
-    sort: str = "started_at"
-    descending: bool = True
-    parent_id: str | None = None
-    top_level: bool = False
-
-    def store_kwargs(self) -> dict[str, Any]:
-        return {
-            "limit": self.limit, "offset": self.offset, "notebook": self.notebook, "status": self.status,
-            "kind": self.kind, "tag": self.tag, "search": self.search, "sort": self.sort,
-            "descending": self.descending, "parent_id": self.parent_id, "top_level": self.top_level,
-        }
-
-
-def parse_runs_query(query: Mapping[str, list[bytes]], paths: "NotebookPaths") -> RunsQuery:
-    """Validate a runs-list query; the `notebook` filter is a path relative to the Jupyter root."""
-    values = single_values(query, RUNS_QUERY_KEYS)
-    status = values.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise BadRequest(f"status={status!r} is unknown; choose one of {', '.join(STATUSES)}")
-    sort = values.get("sort") or "started_at"
-    if sort not in SORTABLE:
-        raise BadRequest(f"sort={sort!r} is not sortable; choose one of {', '.join(sorted(SORTABLE))}")
-    order = (values.get("order") or "desc").lower()
-    if order not in ("asc", "desc"):
-        raise BadRequest(f"order={order!r} must be asc or desc")
-    parent = values.get("parent") or None
-    notebook = values.get("notebook") or None
-    return RunsQuery(
-        limit=_int_param(values, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
-        offset=_int_param(values, "offset", 0, 0, 2**53),
-        notebook=paths.store_label(notebook) if notebook else None,
-        status=status,
-        kind=values.get("kind") or None,
-        tag=values.get("tag") or None,
-        search=values.get("q") or None,
-        sort=sort,
-        descending=order == "desc",
-        parent_id=validate_run_id(parent) if parent else None,
-        top_level=_bool_param(values, "top_level"),
-    )
-
-
-def parse_compare_ids(query: Mapping[str, list[bytes]]) -> list[str]:
-    """`ids=a,b,...`: two to MAX_COMPARE distinct run ids (or unique prefixes), order kept."""
-    values = single_values(query, {"ids"})
-    raw = [part.strip() for part in values.get("ids", "").split(",") if part.strip()]
-    ids = list(dict.fromkeys(validate_run_id(part) for part in raw))
-    if not 2 <= len(ids) <= MAX_COMPARE:
-        raise BadRequest(f"compare needs 2 to {MAX_COMPARE} distinct run ids in ids=a,b,...; got {len(ids)}")
-    return ids
-
-
-def parse_topics(query: Mapping[str, list[bytes]]) -> tuple[str, ...]:
-    """`topics=runs,gpus` for the push channel (default both)."""
-    values = single_values(query, {"topics"})
-    topics = tuple(dict.fromkeys(t.strip() for t in values.get("topics", ",".join(TOPICS)).split(",") if t.strip()))
-    unknown = [t for t in topics if t not in TOPICS]
-    if unknown or not topics:
-        raise BadRequest(f"topics must name some of {', '.join(TOPICS)}; got {values.get('topics')!r}")
-    return topics
-
-
-def validate_artifact_path(path: str) -> str:
-    """An artifact path as a lookup key. It never reaches the file system (content comes from the blob
-    the run recorded), but a `..` segment, a NUL or a backslash is refused outright: no run records one."""
-    if not path or len(path) > 4096:
-        raise BadRequest("artifact path is empty or too long")
-    if "\x00" in path or "\\" in path:
-        raise BadRequest("artifact path holds a NUL or a backslash")
-    if any(part in ("..", ".") for part in path.split("/")):
-        raise BadRequest(f"artifact path {path!r} holds a '.' or '..' segment; give the path the run recorded")
-    return path
-
-
 # ---- notebook paths --------------------------------------------------------------------------------
 
 
@@ -249,6 +97,11 @@ class NotebookPaths:
         absolute = os.path.normpath(os.path.join(self.root_dir, server_path))
         inside = _relative_inside(absolute, self.home)
         return inside if inside is not None else Path(absolute).as_posix()
+
+
+def _safe_stem(name: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    return stem[:60] or "run"
 
 
 def _relative_inside(path: str, base: str) -> str | None:
@@ -328,9 +181,18 @@ class RunsAPI:
         return row
 
     def list_runs(self, query: RunsQuery) -> dict[str, Any]:
-        rows, total = self.store().list_runs(**query.store_kwargs())
-        return {"runs": [self.summary(r) for r in rows], "total": total, "offset": query.offset,
-                "limit": query.limit}
+        store = self.store()
+        page = store.page_runs(query.run_filter, query.sort, limit=query.limit, offset=query.offset,
+                               after=query.after, with_total=query.with_total, with_groups=True)
+        if query.with_stats:
+            stats = store.metric_stats([r["id"] for r in page.rows])
+            for row in page.rows:
+                row["metric_stats"] = stats.get(row["id"], {})
+        return {"runs": [self.summary(r) for r in page.rows], "total": page.total, "offset": query.offset,
+                "limit": query.limit, "next_cursor": page.next_cursor, "sort": query.sort.spec}
+
+    def run_keys(self, run_filter) -> dict[str, Any]:
+        return self.store().run_keys(run_filter)
 
     def get_run(self, ref: str) -> dict[str, Any]:
         store = self.store()
@@ -343,7 +205,37 @@ class RunsAPI:
             from ..capture.closure import with_module_sources
 
             run["code"] = with_module_sources(run["code"], store.blobs.read_text)
+        run["child_runs"] = [self.summary(r) for r in store.child_summaries(run["id"], MAX_CHILDREN)]
+        executed = run.get("executed_notebook") or {}
+        run["executed_notebook_server_path"] = self._executed_server_path(executed)
         return run
+
+    def _executed_server_path(self, executed: dict[str, Any]) -> str | None:
+        """Where Lab can open the executed notebook: its output file when it still lies under the root."""
+        path = executed.get("path")
+        if not path:
+            return None
+        absolute = os.path.normpath(path if os.path.isabs(path) else os.path.join(self.paths.home, path))
+        if not os.path.isfile(absolute):
+            return None
+        return _relative_inside(os.path.realpath(absolute), self.paths.root_dir)
+
+    def executed_notebook(self, ref: str) -> BlobFile:
+        """The executed notebook a notebook run stored, from its blob (the output file may be gone)."""
+        store = self.store()
+        run = store.get_run(validate_run_id(ref))
+        digest = (run.get("executed_notebook") or {}).get("blob")
+        if not digest:
+            raise NotFound(f"run {run['id'][:12]} stored no executed notebook (only `pykernel-ext run` runs do)")
+        path = self._blob_path(digest)
+        name = f"{_safe_stem(run.get('name') or 'run')}-{run['id'][:8]}.ipynb"
+        return BlobFile(path, path.stat().st_size, name, "application/x-ipynb+json", False)
+
+    def update_run(self, ref: str, patch: RunPatch) -> dict[str, Any]:
+        return self.summary(self.store().update_run(validate_run_id(ref), patch))
+
+    def delete_run(self, ref: str) -> dict[str, Any]:
+        return self.store().delete_runs([validate_run_id(ref)]).to_dict()
 
     def _logs_text(self, logs: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -370,7 +262,8 @@ class RunsAPI:
         return data.decode("utf-8", errors="replace"), size > cap
 
     def compare(self, ids: list[str]) -> dict[str, Any]:
-        result = compare_runs(self.store(), ids)
+        # Notebook and script runs compare through their cells: series, data hashes and code closures.
+        result = compare_runs(self.store(), ids, through_children=True)
         for run in result["runs"]:
             self.summary(run)
         result["metric_series"] = {

@@ -17,7 +17,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from . import api
+from . import api, params
 from .events import HEARTBEAT_SECONDS, EventHub
 
 API_PREFIX = "pykernel-ext/api/v1"
@@ -34,17 +34,31 @@ class BaseHandler(APIHandler):
         self.runs_api = runs_api
         self.executor = executor
         self.hub = hub
+        self.client_gone = False
+
+    def on_connection_close(self) -> None:
+        # The browser cancelled (a page of rows that scrolled away): work not started yet is skipped.
+        self.client_gone = True
+        super().on_connection_close()
 
     async def off_loop(self, func: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
+        def unless_gone() -> Any:
+            if self.client_gone:
+                raise ClientGone()
+            return func(*args)
 
-    async def reply(self, func: Callable[..., Any], *args: Any) -> None:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, unless_gone)
+
+    async def reply(self, func: Callable[..., Any], *args: Any, status: int = 200) -> None:
         """Run `func` off the loop and answer its result as JSON, or the mapped error."""
         try:
             result = await self.off_loop(func, *args)
+        except ClientGone:
+            return  # nobody to answer
         except Exception as exc:  # noqa: BLE001 - the one place errors become HTTP statuses
             self.fail(exc)
             return
+        self.set_status(status)
         self.finish(api.to_json(result))
 
     def fail(self, exc: BaseException) -> None:
@@ -55,22 +69,56 @@ class BaseHandler(APIHandler):
         self.finish(api.to_json({"message": api.message_for(exc)}))
 
 
+class ClientGone(Exception):
+    """The request's connection closed before its work started."""
+
+
 class RunsHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
         try:
-            query = api.parse_runs_query(self.request.query_arguments, self.runs_api.paths)
+            query = params.parse_runs_query(self.request.query_arguments, self.runs_api.paths)
         except ValueError as exc:
             return self.fail(exc)
         await self.reply(self.runs_api.list_runs, query)
 
 
+class RunKeysHandler(BaseHandler):
+    """The parameter, metric and tag keys of the filtered runs (the table's column picker)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        try:
+            run_filter = params.parse_keys_query(self.request.query_arguments, self.runs_api.paths)
+        except ValueError as exc:
+            return self.fail(exc)
+        await self.reply(self.runs_api.run_keys, run_filter)
+
+
 class RunHandler(BaseHandler):
+    """One run: read it, change it (PATCH), delete it with its child runs (DELETE). Writes pass Jupyter's
+    XSRF check for cookie sessions (APIHandler's `check_xsrf_cookie`), token requests need the token."""
+
     @web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
         await self.reply(self.runs_api.get_run, run_id)
+
+    @web.authenticated
+    @authorized
+    async def patch(self, run_id: str) -> None:
+        try:
+            patch = params.parse_patch(self.request.body)
+        except ValueError as exc:
+            return self.fail(exc)
+        await self.reply(self.runs_api.update_run, run_id, patch)
+
+    @web.authenticated
+    @authorized
+    async def delete(self, run_id: str) -> None:
+        await self.reply(self.runs_api.delete_run, run_id)
 
 
 class CompareHandler(BaseHandler):
@@ -78,7 +126,7 @@ class CompareHandler(BaseHandler):
     @authorized
     async def get(self) -> None:
         try:
-            ids = api.parse_compare_ids(self.request.query_arguments)
+            ids = params.parse_compare_ids(self.request.query_arguments)
         except ValueError as exc:
             return self.fail(exc)
         await self.reply(self.runs_api.compare, ids)
@@ -97,6 +145,8 @@ class BlobFileHandler(BaseHandler):
     async def send(self, locate: Callable[..., api.BlobFile], *args: Any) -> None:
         try:
             blob = await self.off_loop(locate, *args)
+        except ClientGone:
+            return
         except Exception as exc:  # noqa: BLE001
             return self.fail(exc)
         disposition = "inline" if blob.inline else "attachment"
@@ -121,6 +171,13 @@ class ArtifactHandler(BlobFileHandler):
         await self.send(self.runs_api.artifact, run_id, path)
 
 
+class ExecutedNotebookHandler(BlobFileHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        await self.send(self.runs_api.executed_notebook, run_id)
+
+
 class LogHandler(BlobFileHandler):
     @web.authenticated
     @authorized
@@ -137,7 +194,7 @@ class EventsHandler(BaseHandler):
     @authorized
     async def get(self) -> None:
         try:
-            topics = api.parse_topics(self.request.query_arguments)
+            topics = params.parse_topics(self.request.query_arguments)
         except ValueError as exc:
             return self.fail(exc)
         self.set_header("Content-Type", "text/event-stream")
@@ -159,6 +216,7 @@ class EventsHandler(BaseHandler):
     def on_connection_close(self) -> None:
         if self._subscription is not None:
             self.hub.unsubscribe(self._subscription)
+        super().on_connection_close()
 
 
 def handlers(base_url: str, runs_api: api.RunsAPI, executor: concurrent.futures.Executor,
@@ -167,7 +225,9 @@ def handlers(base_url: str, runs_api: api.RunsAPI, executor: concurrent.futures.
     kwargs = {"runs_api": runs_api, "executor": executor, "hub": hub}
     routes = [
         (r"runs", RunsHandler),
+        (r"runs/keys", RunKeysHandler),  # before runs/<id>, which would take "keys" for an id
         (r"runs/(?P<run_id>[^/]+)", RunHandler),
+        (r"runs/(?P<run_id>[^/]+)/notebook", ExecutedNotebookHandler),
         (r"runs/(?P<run_id>[^/]+)/artifacts/(?P<path>.+)", ArtifactHandler),
         (r"runs/(?P<run_id>[^/]+)/logs/(?P<stream>[^/]+)", LogHandler),
         (r"compare", CompareHandler),

@@ -1,5 +1,6 @@
 """Run store: SQLite database of runs plus content-addressed blobs."""
 from .blobs import BlobStore
-from .runs import STATUSES, RunStore
+from .runs import RunStore
+from .search import STATUSES
 
 __all__ = ["BlobStore", "RunStore", "STATUSES"]

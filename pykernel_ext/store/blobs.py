@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from ..errors import InvalidBlobReference
@@ -46,6 +47,8 @@ class BlobStore:
         target = self.path_for(digest)
         if not target.exists():
             self._write_atomically(target, lambda f: f.write(data))
+        else:
+            _touch(target)
         return digest
 
     def put_text(self, text: str) -> str:
@@ -62,7 +65,23 @@ class BlobStore:
         target = self.path_for(digest)
         if not target.exists():
             self._write_atomically(target, lambda out: _copy_into(source, out))
+        else:
+            _touch(target)
         return digest, source.stat().st_size
+
+    def remove(self, digest: str, older_than: float = 0.0) -> int | None:
+        """Delete a blob no run references any more; returns the bytes freed, or None when it was kept
+        (missing, or touched within `older_than` seconds: a writer reusing it may be about to reference
+        it, since writing a run's record follows putting its blobs)."""
+        path = self.path_for(digest)
+        try:
+            stat = path.stat()
+            if older_than and time.time() - stat.st_mtime < older_than:
+                return None
+            path.unlink()
+        except FileNotFoundError:
+            return None
+        return stat.st_size
 
     def read_bytes(self, digest: str) -> bytes:
         return self.path_for(digest).read_bytes()
@@ -81,6 +100,12 @@ class BlobStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+def _touch(path: Path) -> None:
+    # A reused blob is marked fresh, so a deletion running meanwhile leaves it alone (see `remove`).
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 def _copy_into(source: Path, out) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -17,24 +18,21 @@ from typing import Any, Iterator
 
 from ..config import Settings
 from ..errors import AmbiguousRunId, RunNotFound, StoreError, StoreVersionError
-from . import log_chunks
+from . import index, log_chunks
 from .blobs import BlobStore
+from .manage import RECENT_BLOB_SECONDS, DeleteReport, RunPatch, apply_patch, delete_tree, run_tree
+from .query import COLUMN_SORTS, SUMMARY_COLUMNS, RunFilter, RunPage, SortKey, group_info, keys_present, page
 from .schema import MIGRATIONS, SCHEMA_VERSION
+from .search import parse_search
+
+log = logging.getLogger("pykernel_ext.store")
 
 DB_FILENAME = "runs.sqlite"
 # How long a write waits for another process's transaction. Writes are short, so waiting longer means
 # something holds the store (a stuck process); a tracked cell then runs on unrecorded after one warning.
 ENV_BUSY_TIMEOUT_MS = "PYKERNEL_EXT_BUSY_TIMEOUT_MS"
 DEFAULT_BUSY_TIMEOUT_MS = 15_000
-STATUSES = ("running", "ok", "failed", "interrupted")
-SORTABLE = {"started_at", "ended_at", "duration_s", "name", "status", "kind", "notebook", "cost_usd"}
-
-# Columns a list view reads; never the details or metric series.
-SUMMARY_COLUMNS = (
-    "id, parent_id, kind, name, status, notebook, cell_id, execution_count, started_at, ended_at, "
-    "duration_s, code_hash, environment_id, host, error_type, error_message, cost_usd, params_json, metrics_json, tags_json, "
-    "reproduces, updated_at"
-)
+SORTABLE = set(COLUMN_SORTS)  # run columns; `param:KEY` and `metric:KEY[:min|max]` sort too
 
 
 class RunStore:
@@ -71,6 +69,7 @@ class RunStore:
             conn.execute("PRAGMA foreign_keys = ON")
             store = cls(store_dir, conn)
             store._migrate()
+            store._refresh_statistics()
         except sqlite3.DatabaseError as exc:
             raise _explain_open_error(db_path, exc) from exc
         return store
@@ -101,6 +100,30 @@ class RunStore:
                 if number not in done:
                     migration(self._conn)
                     self._conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (number, time.time()))
+
+    def _refresh_statistics(self) -> None:
+        """Keep SQLite's planner statistics near the store's size.
+
+        Without them SQLite takes `archived = 0` for a selective condition and sorts 100,000 rows instead of
+        walking the started_at index. ANALYZE costs ~0.4 s at 100,000 runs, so it runs only when the run
+        count moved by 2x since the last one (a growing store, a bulk import); a normal open costs one
+        COUNT over an index.
+        """
+        with self._lock:
+            runs = self._conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            if runs < 200:
+                return
+            try:
+                row = self._conn.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'runs' LIMIT 1").fetchone()
+            except sqlite3.OperationalError:  # no sqlite_stat1 yet: never analyzed
+                row = None
+            known = int(row[0].split()[0]) if row and row[0] else 0
+            if known and known / 2 <= runs <= known * 2:
+                return
+            try:
+                self._conn.execute("ANALYZE")
+            except sqlite3.OperationalError as exc:  # a busy store: the planner works on, just less well
+                log.info("pykernel-ext: store statistics not refreshed (%s)", exc)
 
     @property
     def schema_version(self) -> int:
@@ -150,6 +173,9 @@ class RunStore:
             conn.execute("INSERT INTO run_details VALUES (?, ?)", (row["id"], _dumps(details)))
             if summary.get("tags"):
                 _replace_tags(conn, row["id"], summary["tags"])
+            index.write_params(conn, row["id"], summary.get("params") or {})
+            if summary.get("metrics"):
+                index.set_metric_lasts(conn, row["id"], summary["metrics"])
 
     def finish_run(
         self,
@@ -175,10 +201,15 @@ class RunStore:
             conn.execute("INSERT OR REPLACE INTO run_details VALUES (?, ?)", (run_id, _dumps(details)))
             if "tags" in summary:
                 _replace_tags(conn, run_id, summary["tags"] or {})
+            if "params" in summary:
+                index.write_params(conn, run_id, summary["params"] or {})
             # Skipping empty batches matters: a trivial tracked cell's whole budget is ~1 ms.
             if metrics:
                 conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
                                  [(run_id, k, step, v, ts) for k, step, v, ts in metrics])
+                index.add_metric_points(conn, run_id, metrics)
+            if summary.get("metrics"):
+                index.set_metric_lasts(conn, run_id, summary["metrics"])
             if artifacts:
                 conn.executemany("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?)",
                                  [(run_id, p, b, s) for p, b, s in artifacts])
@@ -204,11 +235,13 @@ class RunStore:
             if rows:
                 conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
                                  [(run_id, k, step, v, ts) for k, step, v, ts in rows])
+                index.add_metric_points(conn, run_id, rows)
             if chunks:
                 log_chunks.append_chunks(conn, run_id, chunks, now)
             if last_values is not None:
                 conn.execute("UPDATE runs SET metrics_json = ?, updated_at = ? WHERE id = ?",
                              (_dumps(last_values), now, run_id))
+                index.set_metric_lasts(conn, run_id, last_values)
             else:
                 conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now, run_id))
 
@@ -313,20 +346,36 @@ class RunStore:
         descending: bool = True,
         limit: int = 50,
         offset: int = 0,
+        archived: str = "exclude",
     ) -> tuple[list[dict[str, Any]], int]:
-        """A page of run summaries and the total count matching the filters."""
-        if sort not in SORTABLE:
-            raise ValueError(f"cannot sort by {sort!r}; choose one of {', '.join(sorted(SORTABLE))}")
-        if status is not None and status not in STATUSES:
-            raise ValueError(f"unknown status {status!r}; choose one of {', '.join(STATUSES)}")
-        where, params = _filters(notebook, status, kind, tag, search, parent_id, top_level)
-        order = f"{sort} {'DESC' if descending else 'ASC'}, id"
-        rows = self._read(
-            f"SELECT {SUMMARY_COLUMNS} FROM runs {where} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, int(limit), int(offset)],
-        )
-        total = self._read(f"SELECT COUNT(*) AS n FROM runs {where}", params)[0]["n"]
-        return [_summary_out(r) for r in rows], total
+        """A page of run summaries and the total count matching the filters.
+
+        `search` takes the search syntax (`lr=0.1 status:failed words`, see `store/search.py`); `sort` a
+        column, `param:KEY` or `metric:KEY[:min|max]`; archived runs are left out unless `archived` is
+        `include` or `only`.
+        """
+        from .query import parse_sort
+
+        run_filter = RunFilter(notebook=notebook, status=status, kind=kind, tag=tag, search=parse_search(search),
+                               parent_id=parent_id, top_level=top_level, archived=archived)
+        result = self.page_runs(run_filter, parse_sort(sort, descending), limit=limit, offset=offset)
+        return result.rows, result.total or 0
+
+    def page_runs(self, run_filter: RunFilter, sort: SortKey, *, limit: int = 50, offset: int = 0,
+                  after: str | None = None, with_total: bool = True, with_groups: bool = False) -> RunPage:
+        """A page of the list by offset or after a cursor (keyset), with the cursor of the next page.
+        `with_groups` adds each row's `children_count` and a sweep's `sweep` counts."""
+        with self._lock:
+            result = page(self._read, run_filter, sort, limit=limit, offset=offset, after=after,
+                          with_total=with_total)
+            result.rows = [_summary_out(r) for r in result.rows]
+            if with_groups:
+                group_info(self._read, result.rows)
+        return result
+
+    def run_keys(self, run_filter: RunFilter) -> dict[str, list[dict[str, Any]]]:
+        """Parameter, metric and tag keys of the filtered runs, most common first."""
+        return keys_present(self._read, run_filter)
 
     def get_run(self, ref: str) -> dict[str, Any]:
         """One run in full: summary, details, metric series, artifacts, GPU samples, children."""
@@ -392,6 +441,70 @@ class RunStore:
             self.begin_run(summary, details)
             self.finish_run(summary["id"], summary, details, list(metrics))
 
+    def summary(self, ref: str) -> dict[str, Any]:
+        """One run's summary row (what the list shows)."""
+        run_id = self.resolve_run_id(ref)
+        return _summary_out(self._read(f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE id = ?", (run_id,))[0])
+
+    def child_summaries(self, run_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The summaries of a run's children, in start order."""
+        rows = self._read(f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE parent_id = ? ORDER BY started_at, id LIMIT ?",
+                          (run_id, limit))
+        return [_summary_out(r) for r in rows]
+
+    def metric_stats(self, run_ids: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """Each run's metric summaries: {run id: {key: {last, min, max, count}}}."""
+        stats: dict[str, dict[str, dict[str, Any]]] = {}
+        for start in range(0, len(run_ids), 500):
+            chunk = run_ids[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for r in self._read(f"SELECT run_id, key, last, min, max, count FROM run_metric_summary "
+                                f"WHERE run_id IN ({marks})", chunk):
+                stats.setdefault(r.pop("run_id"), {})[r.pop("key")] = r
+        return stats
+
+    # ---- managing runs ---------------------------------------------------------------------
+
+    def update_run(self, ref: str, patch: RunPatch) -> dict[str, Any]:
+        """Rename, annotate, tag, star or archive a run; returns its new summary."""
+        patch = patch.validate()
+        run_id = self.resolve_run_id(ref)
+        if not patch.empty:
+            with self.transaction() as conn:
+                apply_patch(conn, run_id, patch)
+        return self.summary(run_id)
+
+    def delete_runs(self, refs: list[str]) -> DeleteReport:
+        """Delete runs with their descendants, then the blobs no remaining run uses."""
+        run_ids = [self.resolve_run_id(ref) for ref in refs]
+        with self.transaction() as conn:
+            deleted, unused, environments = delete_tree(conn, run_ids, self.blobs.exists)
+        report = DeleteReport(deleted, environments_removed=len(environments))
+        for digest in sorted(unused):
+            freed = self.blobs.remove(digest, older_than=RECENT_BLOB_SECONDS)
+            if freed is not None:
+                report.blobs_removed += 1
+                report.bytes_freed += freed
+        return report
+
+    def delete_preview(self, refs: list[str]) -> list[dict[str, Any]]:
+        """The summaries of what `delete_runs(refs)` would delete (the runs and their descendants)."""
+        run_ids = [self.resolve_run_id(ref) for ref in refs]
+        with self._lock:
+            doomed = run_tree(self._conn, run_ids)
+        return [self.summary(run_id) for run_id in doomed]
+
+    def assign_sweep(self, run_ids: list[str]) -> str | None:
+        """Group runs started by one invocation as a sweep (led by the first); returns the sweep id."""
+        if len(run_ids) < 2:
+            return None
+        sweep_id = run_ids[0]
+        marks = ", ".join("?" for _ in run_ids)
+        with self.transaction() as conn:
+            conn.execute(f"UPDATE runs SET sweep_id = ?, updated_at = ? WHERE id IN ({marks})",
+                         [sweep_id, time.time(), *run_ids])
+        return sweep_id
+
     def count_runs(self) -> int:
         return self._read("SELECT COUNT(*) AS n FROM runs")[0]["n"]
 
@@ -402,7 +515,7 @@ _JSON_COLUMNS = {"params": "params_json", "metrics": "metrics_json", "tags": "ta
 _COLUMNS = {
     "id", "parent_id", "kind", "name", "status", "notebook", "cell_id", "execution_count", "started_at", "ended_at",
     "duration_s", "code_hash", "environment_id", "host", "owner_host", "owner_pid", "owner_started_at",
-    "error_type", "error_message", "cost_usd", "reproduces", "updated_at",
+    "error_type", "error_message", "cost_usd", "reproduces", "updated_at", "note", "starred", "archived", "sweep_id",
 }
 
 
@@ -418,6 +531,9 @@ def _summary_out(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     for key, column in _JSON_COLUMNS.items():
         out[key] = json.loads(out.pop(column) or "{}")
+    for flag in ("starred", "archived"):
+        if flag in out:
+            out[flag] = bool(out[flag])
     return out
 
 
@@ -430,33 +546,6 @@ def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
 def _replace_tags(conn: sqlite3.Connection, run_id: str, tags: dict[str, Any]) -> None:
     conn.execute("DELETE FROM run_tags WHERE run_id = ?", (run_id,))
     conn.executemany("INSERT INTO run_tags VALUES (?, ?, ?)", [(run_id, str(k), str(v)) for k, v in tags.items()])
-
-
-def _filters(notebook, status, kind, tag, search, parent_id, top_level) -> tuple[str, list]:
-    clauses, params = [], []
-    for column, value in (("notebook", notebook), ("status", status), ("kind", kind), ("parent_id", parent_id)):
-        if value:
-            clauses.append(f"{column} = ?")  # column names come from this tuple, never from the request
-            params.append(value)
-    if top_level:
-        clauses.append("parent_id IS NULL")
-    if tag:
-        key, sep, value = tag.partition("=")
-        if sep:
-            clauses.append("id IN (SELECT run_id FROM run_tags WHERE key = ? AND value = ?)")
-            params += [key, value]
-        else:
-            clauses.append("id IN (SELECT run_id FROM run_tags WHERE key = ?)")
-            params.append(key)
-    if search:
-        # Free text over what a person remembers of a run: its name, notebook, id, params and error.
-        like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append(
-            "(name LIKE ? ESCAPE '\\' OR notebook LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' "
-            "OR params_json LIKE ? ESCAPE '\\' OR error_message LIKE ? ESCAPE '\\' OR tags_json LIKE ? ESCAPE '\\')"
-        )
-        params += [like] * 6
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 def _dumps(value: Any) -> str:

@@ -134,6 +134,56 @@ def _m003_mlflow_outbox(conn: sqlite3.Connection) -> None:
         """)
 
 
+def _m004_run_index_and_management(conn: sqlite3.Connection) -> None:
+    # Sorting and filtering by parameters and metrics over 100,000 runs needs indexes, never a JSON scan:
+    # `run_params` holds each parameter as one typed value (numbers stay numbers, so `lr>0.01` is a range
+    # scan) and `run_metric_summary` each metric's last, min and max. Both are written in the same
+    # transaction as the run. `note`, `starred`, `archived` are the user's own marks; `sweep_id` groups
+    # the runs of one `pykernel-ext run` invocation (it is the id of the sweep's first run).
+    _run_statements(conn, """
+        ALTER TABLE runs ADD COLUMN note TEXT;
+        ALTER TABLE runs ADD COLUMN starred INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE runs ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE runs ADD COLUMN sweep_id TEXT;
+        CREATE INDEX runs_sweep ON runs(sweep_id, started_at) WHERE sweep_id IS NOT NULL;
+        -- Partial, so planner statistics count only runs that have a parent: with most runs top level, the
+        -- full index made `parent_id = ?` look unselective and a run's children were found by a full scan.
+        DROP INDEX runs_parent;
+        CREATE INDEX runs_children ON runs(parent_id, started_at) WHERE parent_id IS NOT NULL;
+        -- The default views (not archived; top level with sweeps folded) page newest first and count from
+        -- these alone, never touching the wide rows: the filter columns ride along in the index.
+        CREATE INDEX runs_visible ON runs(archived, started_at, id);
+        CREATE INDEX runs_top ON runs(archived, parent_id, started_at, id, sweep_id);
+        -- a filter on parameters or tags yields run ids: checking each id's flags stays in this index
+        CREATE INDEX runs_id_flags ON runs(id, archived, parent_id, sweep_id, starred);
+
+        -- `value` has no declared type on purpose: numbers and text keep their own types, and SQLite orders
+        -- numbers before text, which is the order a parameter column sorts in.
+        CREATE TABLE run_params (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX run_params_key_value ON run_params(key, value);
+        CREATE TABLE run_metric_summary (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            last REAL,
+            min REAL,
+            max REAL,
+            count INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX run_metric_last ON run_metric_summary(key, last);
+        CREATE INDEX run_metric_min ON run_metric_summary(key, min);
+        CREATE INDEX run_metric_max ON run_metric_summary(key, max);
+        """)
+    from .index import reindex_all
+
+    reindex_all(conn)
+
+
 def _run_statements(conn: sqlite3.Connection, script: str) -> None:
     # Not executescript(): it COMMITs first, which would break the migration's transaction.
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
@@ -142,5 +192,6 @@ def _run_statements(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_m001_initial, _m002_log_chunks, _m003_mlflow_outbox]
+MIGRATIONS: list[Migration] = [_m001_initial, _m002_log_chunks, _m003_mlflow_outbox,
+                               _m004_run_index_and_management]
 SCHEMA_VERSION = len(MIGRATIONS)

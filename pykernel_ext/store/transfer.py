@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .index import reindex_runs
 from .runs import RunStore
 
 _TABLES = ("runs", "run_details", "run_tags", "metrics", "artifacts", "gpu_samples")
@@ -57,6 +58,8 @@ def import_runs(store: RunStore, bundle: dict[str, Any], *, parent_id: str | Non
         for table in _TABLES[1:]:
             for row in tables.get(table, []):
                 _insert_row(conn, table, row)
+        # The sortable index is derived, so it is rebuilt here rather than carried in the bundle.
+        reindex_runs(conn, [r["id"] for r in runs])
     return [r["id"] for r in runs]
 
 

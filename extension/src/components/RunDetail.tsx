@@ -4,10 +4,13 @@
  */
 import * as React from 'react';
 
-import { IRunDetail, IRunGpuSample, ISeries } from '../api';
-import { elapsed, formatBytes, formatDuration, formatTime, formatValue, seriesXs, shortId } from '../format';
+import { IRunDetail, IRunGpuSample, IRunPatch, ISeries } from '../api';
+import { ICurveOptions } from '../charts/options';
+import { elapsed, formatBytes, formatDuration, formatTime, formatValue, shortId } from '../format';
 import { RunDetailModel } from '../model';
+import { CurveControls, DEFAULT_CURVES, MetricCurves } from './CompareCharts';
 import { LineChart } from './LineChart';
+import { ChildRuns, Hardware, NoteEditor, Outputs, RunActions, TagEditor } from './RunManage';
 
 export interface IRunDetailProps {
   model: RunDetailModel;
@@ -16,6 +19,12 @@ export interface IRunDetailProps {
   logUrl: (runId: string, stream: 'stdout' | 'stderr') => string;
   onOpenNotebook: (run: IRunDetail) => void;
   onOpenRun: (id: string) => void;
+  /** Open the executed notebook of a `pykernel-ext run` run in Lab. */
+  onOpenExecuted: (run: IRunDetail) => void;
+  /** Change the run (rename, note, tags, star, archive). */
+  onPatch: (run: IRunDetail, patch: IRunPatch) => Promise<void>;
+  /** Delete the run (asks first). */
+  onDelete: (run: IRunDetail) => Promise<void>;
 }
 
 export function RunDetailView(props: IRunDetailProps): JSX.Element {
@@ -30,8 +39,10 @@ export function RunDetailView(props: IRunDetailProps): JSX.Element {
   }
   return (
     <div className="pk-detail" data-run-id={run.id}>
-      <Header run={run} now={props.now} onOpenNotebook={props.onOpenNotebook} />
+      <Header run={run} now={props.now} onOpenNotebook={props.onOpenNotebook} onOpenExecuted={props.onOpenExecuted} />
+      <RunActions run={run} onPatch={patch => props.onPatch(run, patch)} onDelete={() => props.onDelete(run)} />
       {model.error ? <div className="pk-error">{model.error}</div> : null}
+      <NoteEditor run={run} onSave={note => props.onPatch(run, { note })} />
       {run.error ? (
         <Section title={`Error: ${run.error.type}`}>
           <pre className="pk-pre pk-traceback">{run.error.traceback || run.error.message}</pre>
@@ -40,7 +51,18 @@ export function RunDetailView(props: IRunDetailProps): JSX.Element {
       <Section title="Parameters">
         <KeyValues values={run.params} className="pk-params" />
       </Section>
+      <Section title={`Tags (${Object.keys(run.tags ?? {}).length})`}>
+        <TagEditor run={run} onPatch={patch => props.onPatch(run, patch)} />
+      </Section>
       <Metrics run={run} />
+      {run.child_runs?.length ? (
+        <Section title={`Child runs (${run.children.length})`}>
+          <ChildRuns runs={run.child_runs} total={run.children.length} onOpenRun={props.onOpenRun} />
+        </Section>
+      ) : null}
+      <Section title="Outputs">
+        <Outputs run={run} />
+      </Section>
       <Section title="Data">
         <DataTable run={run} />
       </Section>
@@ -51,6 +73,9 @@ export function RunDetailView(props: IRunDetailProps): JSX.Element {
         <Logs run={run} logUrl={props.logUrl} />
       </Section>
       <GpuChart samples={run.gpu_samples} />
+      <Section title="Resources and hardware">
+        <Hardware run={run} />
+      </Section>
       <Section title="Environment">
         <Environment run={run} />
       </Section>
@@ -82,15 +107,6 @@ function Extras(props: {
           </ul>
         </Section>
       ) : null}
-      {run.children.length ? (
-        <Section title="Child runs">
-          {run.children.map(id => (
-            <button key={id} className="pk-link" onClick={() => props.onOpenRun(id)}>
-              {shortId(id)}
-            </button>
-          ))}
-        </Section>
-      ) : null}
       {run.warnings?.length ? (
         <Section title="Capture warnings">
           <ul className="pk-list">
@@ -113,12 +129,20 @@ export function Section(props: { title: string; children: React.ReactNode; open?
   );
 }
 
-function Header(props: { run: IRunDetail; now: number; onOpenNotebook: (run: IRunDetail) => void }): JSX.Element {
+function Header(props: {
+  run: IRunDetail;
+  now: number;
+  onOpenNotebook: (run: IRunDetail) => void;
+  onOpenExecuted: (run: IRunDetail) => void;
+}): JSX.Element {
   const { run } = props;
+  const executed = run.executed_notebook?.blob || run.executed_notebook_server_path;
   return (
     <div className="pk-detail-header">
-      <h2 className="pk-detail-title">
-        <span className={`pk-status pk-status-${run.status}`} /> {run.name ?? shortId(run.id)}
+      <h2 className="pk-detail-title" title={run.name ?? run.id}>
+        <span className={`pk-status pk-status-${run.status}`} /> {run.starred ? <span className="pk-star-mark">★ </span> : null}
+        {run.name ?? shortId(run.id)}
+        {run.archived ? <span className="pk-badge pk-archived-badge">archived</span> : null}
       </h2>
       <div className="pk-detail-meta">
         <span>{run.status}</span>
@@ -139,6 +163,11 @@ function Header(props: { run: IRunDetail; now: number; onOpenNotebook: (run: IRu
           ) : (
             <span className="pk-muted"> (outside the Jupyter root)</span>
           )}
+          {executed ? (
+            <button className="pk-button pk-open-executed" onClick={() => props.onOpenExecuted(run)}>
+              Open executed notebook
+            </button>
+          ) : null}
         </div>
       ) : null}
     </div>
@@ -165,16 +194,24 @@ export function KeyValues(props: { values: Record<string, unknown>; className?: 
 }
 
 function Metrics(props: { run: IRunDetail }): JSX.Element {
+  const [curves, setCurves] = React.useState<ICurveOptions>(DEFAULT_CURVES);
   const series = Object.entries(props.run.metric_series ?? {});
+  // A metric logged once is a value, shown in the table; only series get a chart.
+  const charted = series.filter(([, s]) => s.values.length > 1);
+  const label = props.run.name ?? shortId(props.run.id);
   return (
     <Section title="Metrics">
-      <KeyValues values={props.run.metrics} />
+      <KeyValues values={props.run.metrics} className="pk-metric-values" />
+      {charted.length ? <CurveControls options={curves} onChange={setCurves} /> : null}
       <div className="pk-charts">
-        {series.map(([key, s]: [string, ISeries]) => (
-          <LineChart
+        {charted.map(([key, s]: [string, ISeries]) => (
+          <MetricCurves
             key={key}
-            title={s.downsampled_from ? `${key} (${s.downsampled_from} points, sampled)` : key}
-            series={[{ label: key, xs: seriesXs(s.steps), ys: s.values }]}
+            metric={s.downsampled_from ? `${key} (${s.downsampled_from} points, sampled)` : key}
+            perRun={[s]}
+            labels={[label]}
+            options={curves}
+            height={180}
           />
         ))}
       </div>

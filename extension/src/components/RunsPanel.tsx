@@ -1,23 +1,40 @@
 /**
- * The left sidebar: filters, search and a virtualized run table (only the rows in view exist in the DOM;
- * their pages come from the server as the table scrolls, so 100,000 runs scroll like 100).
+ * The left sidebar: search (with its syntax in the help), filters, the column picker, actions on the
+ * selected runs and the run table.
  */
 import * as React from 'react';
 
-import { IRunSummary } from '../api';
-import { elapsed, formatAge, formatDuration, formatTime, shortId } from '../format';
-import { IRunFilters, RunsModel } from '../model';
+import { IRunKeys } from '../api';
+import { columnId, ColumnsModel, IColumn, MetricStat } from '../columns';
+import { plural } from '../format';
+import { IRunFilters, messageOf, RunsModel } from '../model';
+import { RunTable } from './RunTable';
 
-export const ROW_HEIGHT = 26;
-const OVERSCAN = 10;
 const STATUSES = ['running', 'ok', 'failed', 'interrupted'];
 const KINDS = ['cell', 'script', 'remote', 'notebook', 'mlflow'];
 
+export const SEARCH_HELP: [string, string][] = [
+  ['lr=0.1', 'a parameter, metric or tag equals a value'],
+  ['lr>0.01  loss<=0.2', 'compare numbers: <, <=, >, >=, !='],
+  ['min(loss)<0.3', "a metric's smallest (or max(...) largest) value"],
+  ['status:failed  kind:remote', 'status (running, ok, failed, interrupted) or kind (cell, notebook, script, remote)'],
+  ['tag:example=spirals', 'a tag (tag:team for any value)'],
+  ['is:starred  is:archived', 'your starred runs; archived runs (hidden otherwise)'],
+  ['notebook:sweep  name:train', 'part of the notebook path or the name'],
+  ['free words', 'all must appear in the name, notebook, id, error, tags, parameters or note'],
+  ['params.lr=0.1  metrics.loss<1', 'look in one place only; quote values with spaces: name:"my run"']
+];
+
 export interface IRunsPanelProps {
   model: RunsModel;
+  columns: ColumnsModel;
   onOpenRun: (id: string) => void;
   onCompare: (ids: string[]) => void;
+  /** Compare every run the current filters list (up to 1,000). */
+  onCompareAll: () => void;
   onOpenGpus: () => void;
+  onArchive: (ids: string[]) => Promise<void>;
+  onDelete: (ids: string[]) => Promise<void>;
   /** The notebook in focus, relative to the Jupyter root (for the "this notebook" filter). */
   currentNotebook: () => string | null;
 }
@@ -25,8 +42,9 @@ export interface IRunsPanelProps {
 export function RunsPanel(props: IRunsPanelProps): JSX.Element {
   const { model } = props;
   const selected = model.selection;
+  const [picking, setPicking] = React.useState(false);
   return (
-    <div className="pk-runs">
+    <div className="pk-runs" data-q={model.applied.q.trim()} data-loading={model.total === null}>
       <div className="pk-runs-header">
         <span className="pk-title">Runs</span>
         <span className={`pk-live pk-live-${model.live}`} title={`updates: ${model.live}`}>
@@ -38,9 +56,18 @@ export function RunsPanel(props: IRunsPanelProps): JSX.Element {
       </div>
       <Filters model={model} currentNotebook={props.currentNotebook} />
       <div className="pk-runs-status">
-        <span className="pk-count">
-          {model.total === null ? 'loading…' : `${model.total.toLocaleString()} runs`}
+        <span className="pk-count" title={model.nested ? 'top-level runs (cells under their notebook run)' : 'matching runs'}>
+          {model.total === null ? 'loading…' : plural(model.total, 'run')}
         </span>
+        <button className={`pk-button pk-columns-button${picking ? ' pk-active' : ''}`} onClick={() => setPicking(!picking)} title="Choose parameter and metric columns">
+          Columns
+        </button>
+        <button className="pk-button pk-compare-all" disabled={!model.total || model.total < 2} onClick={props.onCompareAll} title="Plot and compare the runs listed (up to 1,000)">
+          Plot all
+        </button>
+      </div>
+      {picking ? <ColumnPicker model={model} columns={props.columns} onClose={() => setPicking(false)} /> : null}
+      <div className="pk-runs-status pk-selection-bar">
         <button
           className="pk-button pk-compare-button"
           disabled={selected.length < 2}
@@ -50,13 +77,21 @@ export function RunsPanel(props: IRunsPanelProps): JSX.Element {
           Compare{selected.length ? ` (${selected.length})` : ''}
         </button>
         {selected.length ? (
-          <button className="pk-button" onClick={() => model.clearSelection()}>
-            Clear
-          </button>
+          <>
+            <button className="pk-button pk-archive-selected" onClick={() => void props.onArchive([...selected])}>
+              Archive
+            </button>
+            <button className="pk-button pk-danger pk-delete-selected" onClick={() => void props.onDelete([...selected])}>
+              Delete…
+            </button>
+            <button className="pk-button" onClick={() => model.clearSelection()}>
+              Clear
+            </button>
+          </>
         ) : null}
       </div>
       {model.error ? <div className="pk-error">{model.error}</div> : null}
-      <RunTable model={model} onOpenRun={props.onOpenRun} />
+      <RunTable model={model} columns={props.columns} onOpenRun={props.onOpenRun} />
     </div>
   );
 }
@@ -64,16 +99,36 @@ export function RunsPanel(props: IRunsPanelProps): JSX.Element {
 function Filters(props: { model: RunsModel; currentNotebook: () => string | null }): JSX.Element {
   const { model } = props;
   const f = model.filters;
+  const [help, setHelp] = React.useState(false);
   const set = (patch: Partial<IRunFilters>) => model.setFilters(patch);
   return (
     <div className="pk-filters">
-      <input
-        className="pk-input pk-search"
-        type="search"
-        placeholder="Search name, notebook, params, errors…"
-        value={f.q}
-        onChange={e => set({ q: e.currentTarget.value })}
-      />
+      <div className="pk-filter-row">
+        <input
+          className="pk-input pk-search"
+          type="search"
+          placeholder="lr>0.01 status:failed words…"
+          title={SEARCH_HELP.map(([example, meaning]) => `${example}: ${meaning}`).join('\n')}
+          aria-label="search runs"
+          value={f.q}
+          onChange={e => set({ q: e.currentTarget.value })}
+        />
+        <button className={`pk-button pk-help-button${help ? ' pk-active' : ''}`} aria-label="search syntax" onClick={() => setHelp(!help)}>
+          ?
+        </button>
+      </div>
+      {help ? (
+        <dl className="pk-search-help">
+          {SEARCH_HELP.map(([example, meaning]) => (
+            <React.Fragment key={example}>
+              <dt>
+                <code>{example}</code>
+              </dt>
+              <dd>{meaning}</dd>
+            </React.Fragment>
+          ))}
+        </dl>
+      ) : null}
       <div className="pk-filter-row">
         <select className="pk-select" aria-label="status" value={f.status} onChange={e => set({ status: e.currentTarget.value })}>
           <option value="">any status</option>
@@ -91,154 +146,80 @@ function Filters(props: { model: RunsModel; currentNotebook: () => string | null
             </option>
           ))}
         </select>
-        <input
-          className="pk-input pk-tag"
-          placeholder="tag or key=value"
-          value={f.tag}
-          onChange={e => set({ tag: e.currentTarget.value })}
-        />
+        <label className="pk-nested" title="Cells under their notebook run, a sweep's runs under one row (while nothing filters)">
+          <input type="checkbox" className="pk-nested-toggle" checked={f.nested} onChange={e => set({ nested: e.currentTarget.checked })} />
+          nested
+        </label>
       </div>
       <div className="pk-filter-row">
-        <input
-          className="pk-input pk-notebook"
-          placeholder="notebook path"
-          value={f.notebook}
-          onChange={e => set({ notebook: e.currentTarget.value })}
-        />
-        <button
-          className="pk-button"
-          title="Only runs of the notebook in focus"
-          onClick={() => set({ notebook: props.currentNotebook() ?? '' })}
-        >
-          This notebook
+        <input className="pk-input pk-tag" placeholder="tag or key=value" value={f.tag} onChange={e => set({ tag: e.currentTarget.value })} />
+        <input className="pk-input pk-notebook" placeholder="notebook path" value={f.notebook} onChange={e => set({ notebook: e.currentTarget.value })} />
+        <button className="pk-button" title="Only runs of the notebook in focus" onClick={() => set({ notebook: props.currentNotebook() ?? '' })}>
+          This nb
         </button>
       </div>
     </div>
   );
 }
 
-const COLUMNS: { key: string; label: string; sort?: string }[] = [
-  { key: 'select', label: '' },
-  { key: 'status', label: '', sort: 'status' },
-  { key: 'name', label: 'Name', sort: 'name' },
-  { key: 'started', label: 'Age', sort: 'started_at' },
-  { key: 'duration', label: 'Time', sort: 'duration_s' }
-];
-
-function RunTable(props: { model: RunsModel; onOpenRun: (id: string) => void }): JSX.Element {
-  const { model } = props;
-  const ref = React.useRef<HTMLDivElement>(null);
-  const [scrollTop, setScrollTop] = React.useState(0);
-  const [height, setHeight] = React.useState(400);
+/** Parameter and metric keys of the listed runs, each metric as last, min or max. */
+function ColumnPicker(props: { model: RunsModel; columns: ColumnsModel; onClose: () => void }): JSX.Element {
+  const [keys, setKeys] = React.useState<IRunKeys | null>(null);
+  const [error, setError] = React.useState<string | null>(null);
+  const [filter, setFilter] = React.useState('');
   React.useEffect(() => {
-    const node = ref.current;
-    if (!node) {
-      return;
-    }
-    const observer = new ResizeObserver(() => setHeight(node.clientHeight));
-    observer.observe(node);
-    setHeight(node.clientHeight);
-    return () => observer.disconnect();
-  }, []);
-  React.useEffect(() => {
-    if (ref.current) {
-      ref.current.scrollTop = 0; // a new query starts at its top
-    }
-    setScrollTop(0);
-  }, [model.generation]);
-  const total = model.total ?? 0;
-  const first = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - OVERSCAN);
-  const last = Math.max(first, Math.min(total - 1, Math.ceil((scrollTop + height) / ROW_HEIGHT) + OVERSCAN));
-  React.useEffect(() => model.setVisibleRange(first, last), [model, first, last, model.generation]);
-  const rows: JSX.Element[] = [];
-  for (let i = first; i <= last && i < total; i++) {
-    const run = model.rowAt(i);
-    rows.push(
-      run ? (
-        <RunRow key={run.id} index={i} run={run} model={model} onOpenRun={props.onOpenRun} />
-      ) : (
-        <div key={`placeholder-${i}`} className="pk-row pk-row-loading" style={{ top: i * ROW_HEIGHT }}>
-          …
-        </div>
-      )
-    );
-  }
-  const f = model.filters;
+    props.model.api.runKeys(props.model.filterQuery()).then(setKeys, e => setError(messageOf(e)));
+  }, [props.model.generation]);
+  const matches = (key: string) => key.toLowerCase().includes(filter.toLowerCase());
+  const toggle = (column: IColumn) => props.columns.toggle(column);
+  const stats: MetricStat[] = ['last', 'min', 'max'];
   return (
-    <div className="pk-table">
-      <div className="pk-table-head">
-        {COLUMNS.map(c => (
-          <span
-            key={c.key}
-            className={`pk-col pk-col-${c.key}${c.sort ? ' pk-sortable' : ''}`}
-            onClick={() =>
-              c.sort &&
-              model.setFilters({ sort: c.sort, order: f.sort === c.sort && f.order === 'desc' ? 'asc' : 'desc' })
-            }
-          >
-            {c.label}
-            {c.sort && f.sort === c.sort ? (f.order === 'desc' ? ' ▾' : ' ▴') : ''}
-          </span>
-        ))}
+    <div className="pk-column-picker">
+      <div className="pk-filter-row">
+        <input className="pk-input pk-column-filter" placeholder="find a key" value={filter} onChange={e => setFilter(e.currentTarget.value)} />
+        <button className="pk-button" onClick={props.onClose}>
+          Done
+        </button>
       </div>
-      <div className="pk-table-body" ref={ref} onScroll={e => setScrollTop(e.currentTarget.scrollTop)}>
-        <div className="pk-table-spacer" style={{ height: total * ROW_HEIGHT }}>
-          {rows}
+      {error ? <div className="pk-error">{error}</div> : null}
+      {!keys && !error ? <div className="pk-muted">loading…</div> : null}
+      {keys ? (
+        <div className="pk-picker-lists">
+          <div className="pk-picker-title">Parameters</div>
+          {keys.params.filter(k => matches(k.key)).map(k => {
+            const column: IColumn = { source: 'param', key: k.key };
+            return (
+              <label key={k.key} className="pk-picker-item" data-column={columnId(column)}>
+                <input type="checkbox" checked={props.columns.has(column)} onChange={() => toggle(column)} />
+                <span className="pk-picker-key">{k.key}</span>
+                <span className="pk-muted">{k.count}</span>
+              </label>
+            );
+          })}
+          <div className="pk-picker-title">Metrics (last · min · max)</div>
+          {keys.metrics.filter(k => matches(k.key)).map(k => (
+            <div key={k.key} className="pk-picker-item">
+              {stats.map(stat => {
+                const column: IColumn = { source: 'metric', key: k.key, stat };
+                return (
+                  <input
+                    key={stat}
+                    type="checkbox"
+                    title={`${k.key} (${stat})`}
+                    data-column={columnId(column)}
+                    checked={props.columns.has(column)}
+                    onChange={() => toggle(column)}
+                  />
+                );
+              })}
+              <span className="pk-picker-key">{k.key}</span>
+              <span className="pk-muted">{k.count}</span>
+            </div>
+          ))}
+          {!keys.params.length && !keys.metrics.length ? <div className="pk-muted">the listed runs record no parameters or metrics</div> : null}
+          {keys.sampled ? <div className="pk-muted">keys of the newest {keys.runs_examined.toLocaleString()} runs</div> : null}
         </div>
-        {model.total === 0 ? (
-          <div className="pk-empty">
-            {model.filtered
-              ? 'No run matches these filters.'
-              : 'No runs yet. Run a cell with %%track after %load_ext pykernel_ext.'}
-          </div>
-        ) : null}
-      </div>
-    </div>
-  );
-}
-
-function RunRow(props: {
-  index: number;
-  run: IRunSummary;
-  model: RunsModel;
-  onOpenRun: (id: string) => void;
-}): JSX.Element {
-  const { run, model } = props;
-  const title = [
-    run.name ?? run.id,
-    `id ${run.id}`,
-    run.notebook ? `notebook ${run.notebook}` : '',
-    `started ${formatTime(run.started_at)}`,
-    run.error_message ? `${run.error_type}: ${run.error_message}` : ''
-  ]
-    .filter(Boolean)
-    .join('\n');
-  return (
-    <div
-      className={`pk-row${model.isSelected(run.id) ? ' pk-selected' : ''}`}
-      style={{ top: props.index * ROW_HEIGHT }}
-      data-run-id={run.id}
-      title={title}
-      onClick={() => props.onOpenRun(run.id)}
-    >
-      <span className="pk-col pk-col-select">
-        <input
-          type="checkbox"
-          aria-label={`select run ${shortId(run.id)}`}
-          checked={model.isSelected(run.id)}
-          onClick={e => e.stopPropagation()}
-          onChange={() => model.toggleSelected(run.id)}
-        />
-      </span>
-      <span className="pk-col pk-col-status">
-        <span className={`pk-status pk-status-${run.status}`} title={run.status} />
-      </span>
-      <span className="pk-col pk-col-name">
-        {run.name ?? shortId(run.id)}
-        {run.kind !== 'cell' ? <span className="pk-kind">{run.kind}</span> : null}
-      </span>
-      <span className="pk-col pk-col-started">{formatAge(run.started_at, model.now)}</span>
-      <span className="pk-col pk-col-duration">{formatDuration(elapsed(run, model.now))}</span>
+      ) : null}
     </div>
   );
 }
