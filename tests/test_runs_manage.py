@@ -18,8 +18,8 @@ def tracked(home: Path, name: str, artifact_text: str, printed: str, parent_id: 
     """A real tracked run with printed output (a log blob) and an artifact (a blob)."""
     from pykernel_ext.tracking import track
 
-    (home / f"{name}.txt").write_text(artifact_text)
     with track(name=name, params={"lr": 0.1}, artifacts=[f"{name}.txt"]) as run:
+        (home / f"{name}.txt").write_text(artifact_text)  # written by the run: only such files are its artifacts
         print(printed)
     if parent_id:
         with RunStore.open(home / ".pykernel_ext") as store, store.transaction() as conn:
