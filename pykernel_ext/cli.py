@@ -14,7 +14,8 @@ from typing import Any, Callable
 from .compare import compare_runs
 from .errors import PykernelExtError
 from .json_output import dumps as json_dumps
-from .store import STATUSES, RunStore
+from .records import KINDS, STATUSES
+from .store import RunStore
 
 # Modules adding their own subcommands (each has `register(subparsers)`), imported only if present.
 COMMAND_MODULES = ("pykernel_ext.remote.cli", "pykernel_ext.batch.cli", "pykernel_ext.sync.cli")
@@ -60,7 +61,7 @@ def _register_runs(sub: argparse._SubParsersAction) -> None:
     listing = runs_sub.add_parser("list", help="recent runs, newest first")
     listing.add_argument("--notebook", help="only runs of this notebook (path as shown in the list)")
     listing.add_argument("--status", choices=STATUSES)
-    listing.add_argument("--kind", choices=("cell", "script", "remote", "notebook", "mlflow"))
+    listing.add_argument("--kind", choices=KINDS)
     listing.add_argument("--tag", help="KEY or KEY=VALUE")
     listing.add_argument("--search", help="the sidebar's search: 'lr>0.01 status:failed tag:team=vision words' "
                                           "(see README)")

@@ -23,7 +23,7 @@ SCHEMA_FILE = PACKAGE / "schema" / "run-record.schema.json"
 TS_FILE = PACKAGE.parent / "extension" / "src" / "records.generated.ts"
 SCHEMA_ID = "https://pykernel-ext.invalid/schema/run-record.schema.json"
 # The records the schema publishes (and their nested ones, found on the way).
-ROOTS = ("RunSummary", "RunDetails", "RunRecord", "WorkerEvent")
+ROOTS = ("RunSummary", "RunDetails", "RunRecord", "RunListEntry", "RunView", "WorkerEvent")
 
 
 def json_schema() -> dict[str, Any]:
@@ -124,8 +124,17 @@ def typescript(schema: dict[str, Any]) -> str:
             lines.append("}")
         else:
             lines.append(f"export type {name} = {_ts(definition)};")
+            if "enum" in definition:  # the values too, for menus and checks
+                values = ", ".join(json.dumps(value) for value in definition["enum"])
+                lines.append(f"export const {_constant(name)}: readonly {name}[] = [{values}];")
         lines.append("")
     return "\n".join(lines)
+
+
+def _constant(name: str) -> str:
+    """`Status` -> `STATUSES`, `Kind` -> `KINDS`."""
+    plural = name + ("es" if name.endswith("s") else "s")
+    return plural.upper()
 
 
 def _ts(schema: dict[str, Any]) -> str:

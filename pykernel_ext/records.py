@@ -48,13 +48,14 @@ class Column:
     words: bool = False  # free words of a search match it
 
 
-class RunSummary(TypedDict, total=False):
-    """What a list view shows of a run; the columns of the `runs` table."""
+class RunSummary(TypedDict):
+    """What a list view shows of a run; the columns of the `runs` table (every one is present; a value the run
+    does not have is null)."""
 
-    id: Required[Annotated[str, Column(nullable=False, words=True)]]
-    kind: Required[Annotated[Kind, Column(sortable=True, nullable=False)]]
-    status: Required[Annotated[Status, Column(sortable=True, nullable=False)]]
-    started_at: Required[Annotated[float, Column(sortable=True, nullable=False)]]
+    id: Annotated[str, Column(nullable=False, words=True)]
+    kind: Annotated[Kind, Column(sortable=True, nullable=False)]
+    status: Annotated[Status, Column(sortable=True, nullable=False)]
+    started_at: Annotated[float, Column(sortable=True, nullable=False)]
     name: Annotated[str | None, Column(sortable=True, words=True)]
     parent_id: Annotated[str | None, Column()]  # the notebook or script run a cell run belongs to
     notebook: Annotated[str | None, Column(sortable=True, words=True)]  # relative to the store's home
@@ -229,7 +230,7 @@ class RunDetails(TypedDict, total=False):
     code: CodeRecord
     data: list[DataEntry]
     outputs: list[OutputEntry]
-    environment_summary: JSONObject
+    environment_summary: JSONObject  # python, platform, host, torch, package count
     hardware: JSONObject
     resources: JSONObject  # peak_rss_bytes, cpu_seconds, gpu_summary, gpus_used, ...
     cwd: str
@@ -252,6 +253,7 @@ class MetricSeries(TypedDict):
     steps: list[int | None]
     values: list[float | None]
     timestamps: list[float]
+    downsampled_from: NotRequired[int]  # the server thins long series for charts
 
 
 class ArtifactEntry(TypedDict):
@@ -260,15 +262,92 @@ class ArtifactEntry(TypedDict):
     size: int
 
 
-class RunRecord(RunSummary, RunDetails, total=False):
-    """A run in full, as `runs show --json` prints it and the server's run route answers."""
+class GpuSampleRow(TypedDict):
+    host: str | None
+    gpu_index: int
+    timestamp: float
+    utilization: float | None
+    memory_used: int | None
+    memory_total: int | None
 
-    metric_series: dict[str, MetricSeries]
-    artifacts: list[ArtifactEntry]
-    gpu_samples: list[JSONObject]
-    children: list[str]
-    logs_text: dict[str, str]
-    environment: JSONObject | None
+
+class LogsText(TypedDict, total=False):
+    """The run's output as text (for a run still running: what it printed so far)."""
+
+    stdout: str
+    stderr: str
+    stdout_truncated: bool
+    stderr_truncated: bool
+    stdout_error: str  # why a stream could not be read (a damaged record)
+    stderr_error: str
+
+
+class PythonInfo(TypedDict, total=False):
+    version: str
+    implementation: str
+    executable: str
+
+
+class TorchInfo(TypedDict, total=False):
+    version: str | None
+    cuda: str | None  # the CUDA version torch was built for
+    cudnn: int | None
+    cuda_available: bool | None
+    imported: bool
+
+
+class EnvironmentRecord(TypedDict, total=False):
+    """The software environment, stored once per distinct fingerprint."""
+
+    python: PythonInfo
+    platform: str
+    machine: str
+    hostname: str
+    packages: dict[str, str]  # normalized name -> version
+    torch: TorchInfo | None
+    cuda_visible_devices: str | None
+
+
+class RunRecord(RunSummary, RunDetails, total=False):
+    """A run in full, as `runs show --json` prints it."""
+
+    metric_series: Required[dict[str, MetricSeries]]
+    artifacts: Required[list[ArtifactEntry]]
+    gpu_samples: Required[list[GpuSampleRow]]
+    children: Required[list[str]]
+    logs_text: LogsText
+    environment: EnvironmentRecord | None
+
+
+# ---- what the server adds for the sidebar ---------------------------------------------------------------
+
+
+class MetricStats(TypedDict):
+    last: float | None
+    min: float | None
+    max: float | None
+    count: int
+
+
+class SweepInfo(TypedDict):
+    size: int
+    statuses: dict[str, int]
+
+
+class RunListEntry(RunSummary, total=False):
+    """A row of the server's run list: the summary, and what the table shows beside it."""
+
+    notebook_server_path: str | None  # where Lab opens the notebook (under the Jupyter root), if it can
+    children_count: int
+    sweep: SweepInfo  # a folded sweep's size and statuses
+    metric_stats: dict[str, MetricStats]
+
+
+class RunView(RunListEntry, RunRecord, total=False):
+    """The server's run route: the full record, and what the detail view shows beside it."""
+
+    child_runs: list[RunListEntry]
+    executed_notebook_server_path: str | None
 
 
 # ---- messages to the process that writes the store -------------------------------------------------------

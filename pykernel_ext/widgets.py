@@ -15,10 +15,11 @@ import html
 import math
 from typing import Any
 
+from .records import FINAL_STATUSES
+
 RUN_MIME = "application/vnd.pykernel-ext.run+json"
 LINK_ATTRIBUTE = "data-pykernel-ext-run"  # the JupyterLab extension opens the run when such an element is clicked
 MAX_METRICS_SHOWN = 4
-FINAL_STATUSES = ("ok", "failed", "interrupted")
 _STATUS_COLORS = {"ok": "#2e7d32", "failed": "#c62828", "interrupted": "#ef6c00", "running": "#1565c0",
                   "queued": "#6a1b9a"}
 

@@ -325,7 +325,8 @@ async def test_gpus_without_cluster_module(jp_fetch, jp_serverapp, monkeypatch):
 # ---- authentication, event loop ------------------------------------------------------------------------
 
 
-ENDPOINTS = ["runs", "runs/abc", "runs/abc/artifacts/x", "runs/abc/logs/stdout", "compare?ids=a,b", "gpus", "events"]
+ENDPOINTS = ["runs", "runs/keys", "runs/abc", "runs/abc/notebook", "runs/abc/artifacts/x", "runs/abc/logs/stdout",
+             "compare?ids=a,b", "gpus", "events", "schema"]
 
 
 async def test_every_endpoint_requires_authentication(http_server_client, jp_base_url, jp_auth_header, server_store):

@@ -1,59 +1,32 @@
 /**
  * The only code that talks to the server: one `requestAPI`, typed payloads, the push channel.
  *
- * Payload shapes mirror `pykernel_ext/server/api.py`; the README's API section documents them.
+ * The run record's types come from records.generated.ts (generated from pykernel_ext/records.py); the rest of
+ * the payloads mirror `pykernel_ext/server/api.py`, and the README's API section documents them.
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import type {
+  ClosureEntry,
+  DataEntry,
+  GpuSampleRow,
+  MetricSeries,
+  MetricStats,
+  RunListEntry,
+  RunView,
+  Status
+} from './records.generated';
+
+export { KINDS, STATUSES } from './records.generated';
+
 export const API_PATH = 'pykernel-ext/api/v1';
 
-export type RunStatus = 'running' | 'ok' | 'failed' | 'interrupted';
-
-export interface IRunSummary {
-  id: string;
-  parent_id: string | null;
-  kind: string;
-  name: string | null;
-  status: RunStatus;
-  notebook: string | null;
-  /** The notebook's path relative to the Jupyter root, or null when it lies outside it. */
-  notebook_server_path: string | null;
-  cell_id: string | null;
-  execution_count: number | null;
-  started_at: number;
-  ended_at: number | null;
-  updated_at: number;
-  duration_s: number | null;
-  code_hash: string | null;
-  host: string | null;
-  error_type: string | null;
-  error_message: string | null;
-  cost_usd: number | null;
-  params: Record<string, unknown>;
-  metrics: Record<string, number | null>;
-  tags: Record<string, string>;
-  reproduces: string | null;
-  /** The user's own plain-text note. */
-  note?: string | null;
-  starred?: boolean;
-  archived?: boolean;
-  /** The id of the sweep's first run, for the runs of one `pykernel-ext run` invocation. */
-  sweep_id?: string | null;
-  /** In list pages: how many runs have this one as parent. */
-  children_count?: number;
-  /** In list pages, on a sweep's first run: the sweep's size and status counts. */
-  sweep?: { size: number; statuses: Record<string, number> };
-  /** With `stats=true`: each metric's last, min and max. */
-  metric_stats?: Record<string, IMetricStats>;
-}
-
-export interface IMetricStats {
-  last: number | null;
-  min: number | null;
-  max: number | null;
-  count: number;
-}
+// The run record's types are generated from pykernel_ext/records.py (through its JSON Schema): the Python and
+// TypeScript sides cannot drift apart without a test failing. The names below are the ones the views use.
+export type RunStatus = Status;
+export type IRunSummary = RunListEntry;
+export type IMetricStats = MetricStats;
 
 export interface IRunsPage {
   runs: IRunSummary[];
@@ -98,92 +71,15 @@ export interface IDeleteReport {
   environments_removed: number;
 }
 
-export interface ISeries {
-  steps: (number | null)[];
-  values: (number | null)[];
-  timestamps: number[];
-  downsampled_from?: number;
-}
+export type ISeries = MetricSeries;
 
-export interface IDataInput {
-  name: string;
-  source?: string;
-  kind?: string;
-  hash?: string | null;
-  size?: number | null;
-  detail?: unknown;
-  path?: string | null;
-  error?: string | null;
-}
+export type IDataInput = DataEntry;
 
-export interface IClosureEntry {
-  name: string;
-  kind: string;
-  source: string;
-  hash?: string;
-}
+export type IClosureEntry = ClosureEntry;
 
-export interface IRunGpuSample {
-  host: string | null;
-  gpu_index: number;
-  timestamp: number;
-  utilization: number | null;
-  memory_used: number | null;
-  memory_total: number | null;
-}
+export type IRunGpuSample = GpuSampleRow;
 
-export interface IEnvironment {
-  python?: { version?: string; executable?: string } | null;
-  platform?: string | null;
-  hostname?: string | null;
-  torch?: { version?: string; cuda?: string | null } | null;
-  packages?: Record<string, string>;
-  [key: string]: unknown;
-}
-
-export interface IRunDetail extends IRunSummary {
-  code?: {
-    source?: string;
-    hash?: string | null;
-    closure?: IClosureEntry[];
-    reads?: string[];
-    writes?: string[];
-  };
-  data?: IDataInput[];
-  outputs?: { name: string; type?: string; value?: unknown; hash?: string }[];
-  metric_series: Record<string, ISeries>;
-  artifacts: { path: string; blob: string; size: number }[];
-  error?: { type: string; message: string; traceback: string } | null;
-  logs_text: {
-    stdout: string;
-    stderr: string;
-    stdout_truncated: boolean;
-    stderr_truncated: boolean;
-    /** Why a stream could not be read (a damaged record), when it could not. */
-    stdout_error?: string;
-    stderr_error?: string;
-  };
-  environment_id?: string | null;
-  environment: IEnvironment | null;
-  git?: {
-    commit?: string;
-    branch?: string;
-    remote_url?: string;
-    dirty?: boolean;
-  } | null;
-  hardware?: Record<string, unknown>;
-  resources?: Record<string, unknown>;
-  gpu_samples: IRunGpuSample[];
-  cost?: { usd?: number; gpu_hours?: number; cpu_hours?: number };
-  children: string[];
-  /** The children's summaries (name, status, metrics), in start order. */
-  child_runs?: IRunSummary[];
-  executed_notebook?: { blob?: string | null; path?: string | null } | null;
-  /** Where Lab can open the executed notebook, when its output file lies under the Jupyter root. */
-  executed_notebook_server_path?: string | null;
-  notebook_file?: { path?: string; blob?: string; kernel?: string; size?: number } | null;
-  warnings?: string[];
-}
+export type IRunDetail = RunView;
 
 export interface ISideBySide {
   names: string[];

@@ -67,6 +67,17 @@ export interface EndEvent {
   status: Status;
 }
 
+/** The software environment, stored once per distinct fingerprint. */
+export interface EnvironmentRecord {
+  python?: PythonInfo;
+  platform?: string;
+  machine?: string;
+  hostname?: string;
+  packages?: Record<string, string>;
+  torch?: TorchInfo | null;
+  cuda_visible_devices?: string | null;
+}
+
 /** How a run failed: the exception's type, its message and the traceback the user saw. */
 export interface ErrorRecord {
   type: string;
@@ -86,7 +97,17 @@ export interface GitRecord {
   error?: string | null;
 }
 
+export interface GpuSampleRow {
+  host: string | null;
+  gpu_index: number;
+  timestamp: number;
+  utilization: number | null;
+  memory_used: number | null;
+  memory_total: number | null;
+}
+
 export type Kind = "cell" | "script" | "remote" | "notebook" | "mlflow";
+export const KINDS: readonly Kind[] = ["cell", "script", "remote", "notebook", "mlflow"];
 
 export interface LogsRecord {
   stdout_blob?: string | null;
@@ -95,6 +116,16 @@ export interface LogsRecord {
   stderr_bytes?: number;
   truncated?: boolean;
   partial?: boolean;
+}
+
+/** The run's output as text (for a run still running: what it printed so far). */
+export interface LogsText {
+  stdout?: string;
+  stderr?: string;
+  stdout_truncated?: boolean;
+  stderr_truncated?: boolean;
+  stdout_error?: string;
+  stderr_error?: string;
 }
 
 export interface MetricEvent {
@@ -108,6 +139,14 @@ export interface MetricSeries {
   steps: Array<number | null>;
   values: Array<number | null>;
   timestamps: Array<number>;
+  downsampled_from?: number;
+}
+
+export interface MetricStats {
+  last: number | null;
+  min: number | null;
+  max: number | null;
+  count: number;
 }
 
 /** The cell a notebook run failed in, as papermill marks it. */
@@ -132,6 +171,12 @@ export interface OutputEntry {
   size?: number | null;
   detail?: string | null;
   error?: string | null;
+}
+
+export interface PythonInfo {
+  version?: string;
+  implementation?: string;
+  executable?: string;
 }
 
 /** What a remote cell records of its trip (and, in a session, where it belongs). */
@@ -173,34 +218,68 @@ export interface RunDetails {
   children_count?: number;
 }
 
-/** A run in full, as `runs show --json` prints it and the server's run route answers. */
+/** A row of the server's run list: the summary, and what the table shows beside it. */
+export interface RunListEntry {
+  id: string;
+  kind: Kind;
+  status: Status;
+  started_at: number;
+  name: string | null;
+  parent_id: string | null;
+  notebook: string | null;
+  cell_id: string | null;
+  execution_count: number | null;
+  ended_at: number | null;
+  duration_s: number | null;
+  code_hash: string | null;
+  environment_id: string | null;
+  host: string | null;
+  error_type: string | null;
+  error_message: string | null;
+  cost_usd: number | null;
+  params: Record<string, unknown>;
+  metrics: Record<string, number | null>;
+  tags: Record<string, string>;
+  reproduces: string | null;
+  updated_at: number;
+  note: string | null;
+  starred: boolean;
+  archived: boolean;
+  sweep_id: string | null;
+  notebook_server_path?: string | null;
+  children_count?: number;
+  sweep?: SweepInfo;
+  metric_stats?: Record<string, MetricStats>;
+}
+
+/** A run in full, as `runs show --json` prints it. */
 export interface RunRecord {
   id: string;
   kind: Kind;
   status: Status;
   started_at: number;
-  name?: string | null;
-  parent_id?: string | null;
-  notebook?: string | null;
-  cell_id?: string | null;
-  execution_count?: number | null;
-  ended_at?: number | null;
-  duration_s?: number | null;
-  code_hash?: string | null;
-  environment_id?: string | null;
-  host?: string | null;
-  error_type?: string | null;
-  error_message?: string | null;
-  cost_usd?: number | null;
-  params?: Record<string, unknown>;
-  metrics?: Record<string, number | null>;
-  tags?: Record<string, string>;
-  reproduces?: string | null;
-  updated_at?: number;
-  note?: string | null;
-  starred?: boolean;
-  archived?: boolean;
-  sweep_id?: string | null;
+  name: string | null;
+  parent_id: string | null;
+  notebook: string | null;
+  cell_id: string | null;
+  execution_count: number | null;
+  ended_at: number | null;
+  duration_s: number | null;
+  code_hash: string | null;
+  environment_id: string | null;
+  host: string | null;
+  error_type: string | null;
+  error_message: string | null;
+  cost_usd: number | null;
+  params: Record<string, unknown>;
+  metrics: Record<string, number | null>;
+  tags: Record<string, string>;
+  reproduces: string | null;
+  updated_at: number;
+  note: string | null;
+  starred: boolean;
+  archived: boolean;
+  sweep_id: string | null;
   code?: CodeRecord;
   data?: Array<DataEntry>;
   outputs?: Array<OutputEntry>;
@@ -221,42 +300,103 @@ export interface RunRecord {
   executed_notebook?: Record<string, unknown>;
   notebook_error?: NotebookError | null;
   children_count?: number;
-  metric_series?: Record<string, MetricSeries>;
-  artifacts?: Array<ArtifactEntry>;
-  gpu_samples?: Array<Record<string, unknown>>;
-  children?: Array<string>;
-  logs_text?: Record<string, string>;
-  environment?: Record<string, unknown> | null;
+  metric_series: Record<string, MetricSeries>;
+  artifacts: Array<ArtifactEntry>;
+  gpu_samples: Array<GpuSampleRow>;
+  children: Array<string>;
+  logs_text?: LogsText;
+  environment?: EnvironmentRecord | null;
 }
 
-/** What a list view shows of a run; the columns of the `runs` table. */
+/** What a list view shows of a run; the columns of the `runs` table (every one is present; a value the run does not have is null). */
 export interface RunSummary {
   id: string;
   kind: Kind;
   status: Status;
   started_at: number;
-  name?: string | null;
-  parent_id?: string | null;
-  notebook?: string | null;
-  cell_id?: string | null;
-  execution_count?: number | null;
-  ended_at?: number | null;
-  duration_s?: number | null;
-  code_hash?: string | null;
-  environment_id?: string | null;
-  host?: string | null;
-  error_type?: string | null;
-  error_message?: string | null;
-  cost_usd?: number | null;
-  params?: Record<string, unknown>;
-  metrics?: Record<string, number | null>;
-  tags?: Record<string, string>;
-  reproduces?: string | null;
-  updated_at?: number;
-  note?: string | null;
-  starred?: boolean;
-  archived?: boolean;
-  sweep_id?: string | null;
+  name: string | null;
+  parent_id: string | null;
+  notebook: string | null;
+  cell_id: string | null;
+  execution_count: number | null;
+  ended_at: number | null;
+  duration_s: number | null;
+  code_hash: string | null;
+  environment_id: string | null;
+  host: string | null;
+  error_type: string | null;
+  error_message: string | null;
+  cost_usd: number | null;
+  params: Record<string, unknown>;
+  metrics: Record<string, number | null>;
+  tags: Record<string, string>;
+  reproduces: string | null;
+  updated_at: number;
+  note: string | null;
+  starred: boolean;
+  archived: boolean;
+  sweep_id: string | null;
+}
+
+/** The server's run route: the full record, and what the detail view shows beside it. */
+export interface RunView {
+  id: string;
+  kind: Kind;
+  status: Status;
+  started_at: number;
+  name: string | null;
+  parent_id: string | null;
+  notebook: string | null;
+  cell_id: string | null;
+  execution_count: number | null;
+  ended_at: number | null;
+  duration_s: number | null;
+  code_hash: string | null;
+  environment_id: string | null;
+  host: string | null;
+  error_type: string | null;
+  error_message: string | null;
+  cost_usd: number | null;
+  params: Record<string, unknown>;
+  metrics: Record<string, number | null>;
+  tags: Record<string, string>;
+  reproduces: string | null;
+  updated_at: number;
+  note: string | null;
+  starred: boolean;
+  archived: boolean;
+  sweep_id: string | null;
+  notebook_server_path?: string | null;
+  children_count?: number;
+  sweep?: SweepInfo;
+  metric_stats?: Record<string, MetricStats>;
+  code?: CodeRecord;
+  data?: Array<DataEntry>;
+  outputs?: Array<OutputEntry>;
+  environment_summary?: Record<string, unknown>;
+  hardware?: Record<string, unknown>;
+  resources?: Record<string, unknown>;
+  cwd?: string;
+  options?: Record<string, unknown>;
+  warnings?: Array<string>;
+  error?: ErrorRecord | null;
+  logs?: LogsRecord;
+  cost?: CostRecord;
+  git?: GitRecord | null;
+  worker?: Record<string, unknown>;
+  remote?: RemoteDetails;
+  artifacts_unchanged?: Array<string>;
+  notebook_file?: Record<string, unknown>;
+  executed_notebook?: Record<string, unknown>;
+  notebook_error?: NotebookError | null;
+  metric_series: Record<string, MetricSeries>;
+  artifacts: Array<ArtifactEntry>;
+  gpu_samples: Array<GpuSampleRow>;
+  children: Array<string>;
+  logs_text?: LogsText;
+  environment?: EnvironmentRecord | null;
+  child_runs?: Array<RunListEntry>;
+  executed_notebook_server_path?: string | null;
 }
 
 export interface StartEvent {
@@ -266,12 +406,26 @@ export interface StartEvent {
 }
 
 export type Status = "running" | "ok" | "failed" | "interrupted";
+export const STATUSES: readonly Status[] = ["running", "ok", "failed", "interrupted"];
 
 export interface StreamEvent {
   type: "stream";
   key: string;
   name: "stdout" | "stderr";
   text: string;
+}
+
+export interface SweepInfo {
+  size: number;
+  statuses: Record<string, number>;
+}
+
+export interface TorchInfo {
+  version?: string | null;
+  cuda?: string | null;
+  cudnn?: number | null;
+  cuda_available?: boolean | null;
+  imported?: boolean;
 }
 
 export type WorkerEvent = StreamEvent | DisplayEvent | ClearEvent | MetricEvent | StartEvent | EndEvent;

@@ -357,3 +357,10 @@ def cluster_gpus(timeout: float = 2.0) -> list[dict[str, Any]]:
 def gpu_report(local: dict[str, Any], workers: list[dict[str, Any]]) -> dict[str, Any]:
     hosts = [local, *workers]
     return {"timestamp": time.time(), "hosts": hosts, "gpu_count": sum(len(h["gpus"]) for h in hosts)}
+
+
+def record_schema() -> dict[str, Any]:
+    """The run record's JSON Schema, as `records` defines it (the same as pykernel_ext/schema/run-record.schema.json)."""
+    from ..record_schema import json_schema
+
+    return json_schema()

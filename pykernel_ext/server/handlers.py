@@ -139,6 +139,15 @@ class GpusHandler(BaseHandler):
         await self.reply(self.runs_api.gpus)
 
 
+class SchemaHandler(BaseHandler):
+    """The run record's JSON Schema (generated from pykernel_ext/records.py; the front end's types come from it)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        await self.reply(api.record_schema)
+
+
 class BlobFileHandler(BaseHandler):
     """Streams a blob (artifact or log) in chunks read off the loop."""
 
@@ -232,6 +241,7 @@ def handlers(base_url: str, runs_api: api.RunsAPI, executor: concurrent.futures.
         (r"runs/(?P<run_id>[^/]+)/logs/(?P<stream>[^/]+)", LogHandler),
         (r"compare", CompareHandler),
         (r"gpus", GpusHandler),
+        (r"schema", SchemaHandler),
         (r"events", EventsHandler),
     ]
     return [(url_path_join(base_url, API_PREFIX, pattern), handler, kwargs) for pattern, handler in routes]

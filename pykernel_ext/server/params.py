@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Mapping
 
 from ..store.manage import RunPatch
 from ..store.query import ARCHIVED_MODES, QueryError, RunFilter, SortKey, parse_sort
-from ..store.search import STATUSES, SearchError, parse_search
+from ..records import STATUSES
+from ..store.search import SearchError, parse_search
 
 if TYPE_CHECKING:
     from .api import NotebookPaths

@@ -1,6 +1,6 @@
 """Run store: SQLite database of runs plus content-addressed blobs."""
 from .blobs import BlobStore
 from .runs import RunStore
-from .search import STATUSES
+from ..records import STATUSES
 
 __all__ = ["BlobStore", "RunStore", "STATUSES"]

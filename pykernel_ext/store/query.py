@@ -15,21 +15,18 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from .search import KINDS, STATUSES, Comparison, Search, SearchError, parse_search
+from ..records import KINDS, STATUSES
+from ..records import SUMMARY_COLUMNS as RECORD_COLUMNS
+from .search import Comparison, Search, SearchError, parse_search
 
 Reader = Callable[[str, "list | tuple"], list[dict[str, Any]]]
 
 # Columns a list view reads; never the details or metric series.
-SUMMARY_FIELDS = (
-    "id", "parent_id", "kind", "name", "status", "notebook", "cell_id", "execution_count", "started_at", "ended_at",
-    "duration_s", "code_hash", "environment_id", "host", "error_type", "error_message", "cost_usd", "params_json",
-    "metrics_json", "tags_json", "reproduces", "updated_at", "note", "starred", "archived", "sweep_id",
-)
+SUMMARY_FIELDS = tuple(column.column for column in RECORD_COLUMNS.values())
 SUMMARY_COLUMNS = ", ".join(SUMMARY_FIELDS)
 _QUALIFIED = ", ".join(f"runs.{c}" for c in SUMMARY_FIELDS)
 # Sortable run columns, and whether they are ever NULL (those get a B segment).
-COLUMN_SORTS = {"started_at": False, "updated_at": False, "status": False, "kind": False, "ended_at": True,
-                "duration_s": True, "name": True, "notebook": True, "cost_usd": True}
+COLUMN_SORTS = {name: column.nullable for name, column in RECORD_COLUMNS.items() if column.sortable}
 METRIC_STATS = ("last", "min", "max")
 # An id set (a parameter, metric or tag condition) matching at most this many runs is fetched and sorted
 # rather than walked in sort order.
@@ -218,7 +215,7 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-_WORD_COLUMNS = ("name", "notebook", "id", "error_type", "error_message", "tags_json", "params_json", "note")
+_WORD_COLUMNS = tuple(column.column for column in RECORD_COLUMNS.values() if column.words)
 
 
 def _search_clauses(search: Search, w: Where) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..config import Settings
+from ..records import OWNER_COLUMNS
+from ..records import SUMMARY_COLUMNS as RECORD_COLUMNS
 from ..errors import AmbiguousRunId, RunNotFound, StoreError, StoreVersionError
 from . import index, log_chunks
 from .blobs import BlobStore
@@ -511,12 +513,9 @@ class RunStore:
 
 # ---- helpers ---------------------------------------------------------------------------------
 
-_JSON_COLUMNS = {"params": "params_json", "metrics": "metrics_json", "tags": "tags_json"}
-_COLUMNS = {
-    "id", "parent_id", "kind", "name", "status", "notebook", "cell_id", "execution_count", "started_at", "ended_at",
-    "duration_s", "code_hash", "environment_id", "host", "owner_host", "owner_pid", "owner_started_at",
-    "error_type", "error_message", "cost_usd", "reproduces", "updated_at", "note", "starred", "archived", "sweep_id",
-}
+# From the one field list (records.RunSummary): summary keys stored as JSON text, and the plain columns.
+_JSON_COLUMNS = {name: column.column for name, column in RECORD_COLUMNS.items() if column.json}
+_COLUMNS = {column.column for column in RECORD_COLUMNS.values() if not column.json} | set(OWNER_COLUMNS)
 
 
 def _summary_row(summary: dict[str, Any]) -> dict[str, Any]:

@@ -16,8 +16,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-STATUSES = ("running", "ok", "failed", "interrupted")
-KINDS = ("cell", "script", "remote", "notebook")
+from ..records import KINDS, STATUSES
+
 FLAGS = ("starred", "archived")
 OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
 ORDERING_OPERATORS = ("<", "<=", ">", ">=")

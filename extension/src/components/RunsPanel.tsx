@@ -4,20 +4,18 @@
  */
 import * as React from 'react';
 
-import { IRunKeys } from '../api';
+import { IRunKeys, KINDS, STATUSES } from '../api';
 import { columnId, ColumnsModel, IColumn, MetricStat } from '../columns';
 import { plural } from '../format';
 import { IRunFilters, messageOf, RunsModel } from '../model';
 import { RunTable } from './RunTable';
 
-const STATUSES = ['running', 'ok', 'failed', 'interrupted'];
-const KINDS = ['cell', 'script', 'remote', 'notebook', 'mlflow'];
 
 export const SEARCH_HELP: [string, string][] = [
   ['lr=0.1', 'a parameter, metric or tag equals a value'],
   ['lr>0.01  loss<=0.2', 'compare numbers: <, <=, >, >=, !='],
   ['min(loss)<0.3', "a metric's smallest (or max(...) largest) value"],
-  ['status:failed  kind:remote', 'status (running, ok, failed, interrupted) or kind (cell, notebook, script, remote)'],
+  ['status:failed  kind:remote', `status (${STATUSES.join(', ')}) or kind (${KINDS.join(', ')})`],
   ['tag:example=spirals', 'a tag (tag:team for any value)'],
   ['is:starred  is:archived', 'your starred runs; archived runs (hidden otherwise)'],
   ['notebook:sweep  name:train', 'part of the notebook path or the name'],
