@@ -51,6 +51,7 @@ def build(target_name: str, version: str, build_dir: str = "pykernel_ext/labexte
     if os.environ.get("HATCH_JUPYTER_BUILDER_SKIP_NPM") == "1":
         log.info("pykernel-ext: skipping the front-end build (HATCH_JUPYTER_BUILDER_SKIP_NPM=1)")
         return
+    _generate_record_types(root)
     if not force and is_fresh(root, build_dir):
         log.info("pykernel-ext: %s is up to date", build_dir)
         return
@@ -63,3 +64,11 @@ def build(target_name: str, version: str, build_dir: str = "pykernel_ext/labexte
     if not installed.exists() or (lock.exists() and installed.stat().st_mtime < lock.stat().st_mtime):
         _run([npm_path, "ci" if lock.exists() else "install", "--no-audit", "--no-fund"], root)
     _run([npm_path, "run", "build:prod" if version == "standard" else "build"], root)
+
+
+def _generate_record_types(root: Path) -> None:
+    """The run record's JSON Schema and the front end's types, generated from pykernel_ext/records.py (only
+    written when they changed; stdlib only, so it runs in an isolated build environment too)."""
+    subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                    "from pykernel_ext.record_schema import main; sys.exit(main(['--write']))", str(root)],
+                   cwd=root, check=True)
