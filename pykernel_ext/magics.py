@@ -12,7 +12,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from .errors import DataPathNotFound
 from .magic_options import REMOTE_PARSER, TRACK_PARSER, MagicOptionError, track_options
 from .magic_options import parse_line as _parse_line
-from .tracking import ENV_NOTEBOOK, RunContext, TrackOptions, start_run
+from .tracking import ENV_NOTEBOOK, RunContext, start_run
 
 
 def parse_line(parser: argparse.ArgumentParser, line: str) -> argparse.Namespace:

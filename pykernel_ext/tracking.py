@@ -8,14 +8,10 @@ make the record meaningless (a `--data` path that does not exist) stops the code
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
-import socket
-import sys
 import threading
 import time
-import traceback
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -29,6 +25,7 @@ from .capture.params import explicit_params, params_from_namespace
 from .capture.streams import OutputCapture
 from .config import Settings
 from .errors import DataPathNotFound, PykernelExtError
+from . import run_facts as facts
 from .live_flush import live_flusher
 from .store import RunStore
 
@@ -155,7 +152,7 @@ class Run:
         now = time.time()
         with self._rows_lock:
             for key, raw in values.items():
-                value = _as_number(raw)
+                value = facts.as_number(raw)
                 if value is None:
                     self._warn(f"metric {key}={raw!r} is not a number and was not recorded")
                     continue
@@ -174,6 +171,10 @@ class Run:
             with self._rows_lock:
                 self._output_pending.append((stream, text))
 
+    def add_details(self, **fields: Any) -> None:
+        """Details learnt after the run started (a notebook run's stored notebook): written with its end."""
+        self.details.update(fields)
+
     def log_artifact(self, path: str | os.PathLike) -> None:
         """Store a file as an artifact of this run when it ends."""
         self._extra_artifacts.append(Path(path))
@@ -182,7 +183,7 @@ class Run:
 
     def summarize_metrics(self, values: dict[str, float]) -> None:
         """Set summary metric values without series (a notebook run summarizing its cells' metrics)."""
-        self._last_metrics.update({k: v for k, v in values.items() if _as_number(v) is not None})
+        self._last_metrics.update({k: v for k, v in values.items() if facts.as_number(v) is not None})
 
     def start(self, *, capture_output: bool = True, sample_resources: bool = True, activate: bool = True) -> "Run":
         """Record everything known before the code runs, then write the run as `running`.
@@ -205,21 +206,21 @@ class Run:
             "data": self._guard("data hashes", lambda: inputs.hash_inputs(
                 inputs_read + tuple(data_names), namespace, params, opts.data, self.cwd), []),
             "environment_summary": {},
-            "hardware": self._guard("hardware", _hardware_static, {}),
+            "hardware": self._guard("hardware", facts.hardware_static, {}),
             "cwd": self.cwd,
             "options": {"param_names": list(opts.param_names), "data": list(opts.data),
                         "metrics": list(opts.metrics), "artifacts": list(opts.artifacts)},
             "warnings": self.warnings,
         }
         environment_id = self._guard("environment", self._store_environment, None)
-        self._git_future = self._guard("git", lambda: _start_git(self.settings), None)
+        self._git_future = self._guard("git", lambda: facts.start_git(self.settings), None)
         self.summary = {
-            "id": self.id, "kind": ctx.kind, "name": opts.name or _default_name(ctx),
+            "id": self.id, "kind": ctx.kind, "name": opts.name or facts.default_name(ctx),
             "parent_id": ctx.parent_id or _default_parent(), "status": "running",
-            "notebook": _notebook_label(ctx.notebook, self.settings), "cell_id": ctx.cell_id,
+            "notebook": facts.notebook_label(ctx.notebook, self.settings), "cell_id": ctx.cell_id,
             "execution_count": ctx.execution_count, "started_at": self.started_at,
             "code_hash": ctx.code_hash or self.details["code"].get("hash"), "environment_id": environment_id,
-            "host": _hostname(), "owner_pid": os.getpid(), "owner_started_at": self._process_started_at(),
+            "host": facts.hostname(), "owner_pid": os.getpid(), "owner_started_at": self._process_started_at(),
             "params": params, "tags": dict(opts.tags),
             "reproduces": ctx.reproduces or (os.environ.get(ENV_REPRODUCES) if ctx.kind == "cell" else None),
         }
@@ -238,11 +239,14 @@ class Run:
         self.started_at = time.time()  # the run's clock starts when the code does
         return self
 
-    def finish(self, error: BaseException | None = None, *, logs: dict[str, Any] | None = None,
+    def finish(self, error: BaseException | None = None, *, started_at: float | None = None,
+               logs: dict[str, Any] | None = None,
                resources: dict[str, Any] | None = None, namespace: dict[str, Any] | None = None,
                extra_details: dict[str, Any] | None = None) -> None:
         """Record the outcome. `logs`/`resources`/`namespace` override local capture (remote runs)."""
         self.ended_at = time.time()
+        if started_at is not None:
+            self.started_at = started_at  # the code started later than the record (a run queued for a worker)
         remove_active(self)
         if isinstance(error, SystemExit) and error.code in (None, 0):
             error = None  # sys.exit() / sys.exit(0) ends the code successfully
@@ -252,23 +256,23 @@ class Run:
         logs = logs if logs is not None else captured_logs
         resources = resources if resources is not None else sampled
         namespace = namespace if namespace is not None else (self.context.namespace or {})
-        self.status = _status_of(error)
+        self.status = facts.status_of(error)
         duration = self.ended_at - self.started_at
         self._collect_metric_names(namespace)
         artifacts = self._guard("artifacts", self._store_artifacts, [])
         self.details.update({
             "outputs": self._guard("outputs", lambda: outputs.describe_outputs(self._writes, namespace), []),
-            "error": _error_record(error),
+            "error": facts.error_record(error),
             "logs": self._guard("logs", lambda: self._store_logs(logs), {}),
             "resources": {k: v for k, v in resources.items() if k != "gpu_samples"},
-            "cost": self._guard("cost", lambda: _cost(duration, resources, self.settings), {}),
+            "cost": self._guard("cost", lambda: facts.cost(duration, resources, self.settings), {}),
             **(extra_details or {}),
         })
         git_pending = self._attach_git()
         outcome = {
             "status": self.status, "ended_at": self.ended_at, "started_at": self.started_at,
             "duration_s": duration, "error_type": type(error).__name__ if error else None,
-            "error_message": _one_line(error) if error else None,
+            "error_message": facts.one_line(error) if error else None,
             "cost_usd": self.details["cost"].get("usd"),
         }
         if self._last_metrics:
@@ -401,19 +405,19 @@ class Run:
         selection = outputs.select_artifacts(self.options.artifacts, self._artifacts_before, self.cwd)
         base = Path(self.cwd)
         for path in selection.unchanged:
-            self._warn(f"--artifacts: {_relative_label(path, base)} matched but is as it was before this run "
+            self._warn(f"--artifacts: {facts.relative_label(path, base)} matched but is as it was before this run "
                        "started (another run's file); not recorded")
         for pattern in selection.unmatched:
             self._warn(f"--artifacts {pattern!r} matched no file")
         if selection.unchanged:
-            self.details["artifacts_unchanged"] = [_relative_label(p, base) for p in selection.unchanged]
+            self.details["artifacts_unchanged"] = [facts.relative_label(p, base) for p in selection.unchanged]
         store = self._store()
         if store is None:
             return []
         stored = []
         for path in selection.written + self._extra_artifacts:
             digest, size = store.blobs.put_file(path)
-            stored.append((_relative_label(path, base), digest, size))
+            stored.append((facts.relative_label(path, base), digest, size))
         return stored
 
     def _store_logs(self, logs: dict[str, Any]) -> dict[str, Any]:
@@ -543,12 +547,12 @@ class Run:
         """One line for the cell output: id, status, duration, params, data hashed."""
         duration = (self.ended_at or time.time()) - self.started_at
         params = self.summary.get("params") or {}
-        shown = ", ".join(f"{k}={_short(v)}" for k, v in list(params.items())[:4])
+        shown = ", ".join(f"{k}={facts.short(v)}" for k, v in list(params.items())[:4])
         if len(params) > 4:
             shown += f" (+{len(params) - 4})"
         data = self.details.get("data") or []
         hashed = sum(1 for d in data if d.get("hash"))
-        text = f"run {self.id[:8]} · {self.status} · {_duration(duration)}"
+        text = f"run {self.id[:8]} · {self.status} · {facts.duration(duration)}"
         if shown:
             text += f" · params: {shown}"
         text += f" · data hashed: {hashed}" + (f"/{len(data)}" if hashed != len(data) else "")
@@ -569,7 +573,7 @@ def warm_up() -> threading.Thread:
     def _probe() -> None:
         from .capture.environment import capture_environment
 
-        for probe in (capture_environment, _hardware_static, open_store):
+        for probe in (capture_environment, facts.hardware_static, open_store):
             try:
                 probe()
             except Exception:  # noqa: BLE001 - only a head start: the run repeats the probe and warns on itself
@@ -603,130 +607,9 @@ def log(step: int | None = None, **values: Any) -> None:
     run.log(step=step, **values)
 
 
-# ---- small helpers -----------------------------------------------------------------------------
-
-
-def _status_of(error: BaseException | None) -> str:
-    if error is None:
-        return "ok"
-    return "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-
-
-def _error_record(error: BaseException | None) -> dict[str, Any] | None:
-    if error is None:
-        return None
-    remote_tb = getattr(error, "remote_traceback", None)
-    text = remote_tb or "".join(traceback.format_exception(type(error), error, _user_frames(error.__traceback__)))
-    return {"type": type(error).__name__, "message": str(error), "traceback": text}
-
-
-def _user_frames(tb):
-    # Our own frames (the magic, the cell executor) mark themselves with __tracebackhide__, as IPython does.
-    while tb is not None and "__tracebackhide__" in tb.tb_frame.f_locals:
-        tb = tb.tb_next
-    return tb
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:500]
-
-
-def _as_number(raw: Any) -> float | None:
-    if isinstance(raw, bool):
-        return float(raw)
-    try:
-        if hasattr(raw, "item") and getattr(raw, "ndim", 0) == 0:
-            raw = raw.item()  # numpy scalar or 0-d tensor
-        if isinstance(raw, (int, float)):
-            return float(raw)
-    except Exception:  # noqa: BLE001
-        return None
-    return None
-
-
-def _hardware_static() -> dict[str, Any]:
-    # Cached per process by capture.hardware, except its GPU entry, which follows CUDA_VISIBLE_DEVICES.
-    from .capture.hardware import capture_hardware_static
-
-    return capture_hardware_static()
-
-
-GIT_REUSE_SECONDS = 1.0
-_git_captures: dict[str, tuple[float, Any]] = {}
-
-
-def _start_git(settings: Settings):
-    """A git capture for the current folder, shared by runs that start within GIT_REUSE_SECONDS.
-
-    Each capture spawns git (~15 ms of CPU on another thread); a loop of quick tracked cells would
-    otherwise spend most of its time there. The capture records when it was taken (`captured_at`).
-    """
-    from .capture.git import start_git_capture
-
-    folder = os.getcwd()
-    now = time.monotonic()
-    previous = _git_captures.get(folder)
-    if previous is not None and now - previous[0] < GIT_REUSE_SECONDS:
-        return previous[1]
-    future = start_git_capture(folder, diff_cap_bytes=settings.git_diff_cap_bytes)
-    _git_captures[folder] = (now, future)
-    return future
-
-
-def _cost(duration: float, resources: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    from .capture.hardware import estimate_cost
-
-    gpus = len(resources.get("gpus_used") or []) if resources.get("gpu_available") else 0
-    return estimate_cost(duration, float(resources.get("cpu_seconds") or 0.0), gpus,
-                         settings.gpu_hour_price, settings.cpu_hour_price)
-
-
-@functools.lru_cache(maxsize=1)
-def _hostname() -> str:
-    return socket.gethostname()
-
-
 _process_start: dict[int, float] = {}  # pid -> start time (a forked child has its own)
 
 
 def _default_parent() -> str | None:
     outer = active_run()
     return outer.id if outer else (os.environ.get(ENV_PARENT_RUN) or None)
-
-
-def _default_name(ctx: RunContext) -> str:
-    base = Path(ctx.notebook).stem if ctx.notebook else ctx.kind
-    return f"{base} [{ctx.execution_count}]" if ctx.execution_count is not None else base
-
-
-def _notebook_label(notebook: str | None, settings: Settings) -> str | None:
-    """Notebook path relative to the store's home when inside it (portable across machines); a path
-    that is already relative (a batch driver's label) stays as given."""
-    if not notebook:
-        return None
-    if not Path(notebook).is_absolute():
-        return Path(notebook).as_posix()
-    return _relative_label(Path(notebook), settings.home)
-
-
-def _relative_label(path: Path, home: Path | None = None) -> str:
-    absolute = Path(path).resolve() if not Path(path).is_absolute() else Path(path)
-    base = home or Path.cwd()
-    try:
-        return absolute.relative_to(base).as_posix()
-    except ValueError:
-        return absolute.as_posix()
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 24 else text[:21] + "..."
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min"

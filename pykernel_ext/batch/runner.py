@@ -149,8 +149,8 @@ class BatchRunner:
         options = TrackOptions(name=name, params=self._effective(params))
         run = Run(options, context, self.settings)
         run.start(capture_output=False, sample_resources=False, activate=False)
-        run.details["notebook_file"] = {"path": self.label, "blob": blob, "kernel": self.kernel,
-                                        "size": len(self.notebook_bytes), "timeout": self.options.timeout}
+        run.add_details(notebook_file={"path": self.label, "blob": blob, "kernel": self.kernel,
+                                       "size": len(self.notebook_bytes), "timeout": self.options.timeout})
         return run
 
     def _task(self, run: Run, params: dict[str, Any], reproduces: str | None, cwd: Path) -> NotebookTask:
@@ -186,9 +186,8 @@ class BatchRunner:
         output_path = self._write_output(run.id, outcome.executed)
         executed_blob = store.blobs.put_bytes(outcome.executed) if outcome.executed else None
         error = NotebookRunFailed(_describe(outcome.error), outcome.error.get("traceback", "")) if outcome.error else None
-        if outcome.started_at:
-            run.started_at = outcome.started_at  # time spent queued for a worker is not the run's
-        run.finish(error, logs={}, resources={"cpu_seconds": outcome.cpu_seconds}, namespace={}, extra_details={
+        # Time spent queued for a worker is not the run's.
+        run.finish(error, started_at=outcome.started_at or None, logs={}, resources={"cpu_seconds": outcome.cpu_seconds}, namespace={}, extra_details={
             "executed_notebook": {"blob": executed_blob, "path": str(output_path) if output_path else None},
             "notebook_error": outcome.error, "worker": {"host": outcome.host}, "children_count": len(children),
         })

@@ -21,8 +21,7 @@ from typing import Any
 
 from .errors import RemoteError, RemoteUsageError, ResourceUnavailable, WorkerDied
 from .executor import CHECK_SECONDS, DaskExecutor, Requirements, describe_workers
-from .graph import Mirror, Packed, StaleHandles, pack
-from ..records import SessionCell
+from .graph import Mirror, Packed, pack
 from .session_worker import HANDLER, decode, encode, hold_session
 
 TASK_PREFIX = "pykernel-ext-session-"
