@@ -14,7 +14,7 @@ from typing import Any, Callable
 from .compare import compare_runs
 from .errors import PykernelExtError
 from .json_output import dumps as json_dumps
-from .records import KINDS, STATUSES
+from .records import KINDS, STATUSES, RunRecord
 from .store import RunStore
 
 # Modules adding their own subcommands (each has `register(subparsers)`), imported only if present.
@@ -181,7 +181,7 @@ def _print_json(value: Any) -> None:
     sys.stdout.write(json_dumps(value, indent=2, sort_keys=True) + "\n")
 
 
-def _read_logs(store: RunStore, run: dict[str, Any]) -> dict[str, str]:
+def _read_logs(store: RunStore, run: RunRecord) -> dict[str, str]:
     logs = run.get("logs")
     if not logs and run.get("status") == "running":
         live = store.live_logs(run["id"])  # what live flushes have appended so far
@@ -190,7 +190,7 @@ def _read_logs(store: RunStore, run: dict[str, Any]) -> dict[str, str]:
     return {s: store.blobs.read_text(logs[f"{s}_blob"]) if logs.get(f"{s}_blob") else "" for s in ("stdout", "stderr")}
 
 
-def _print_run(run: dict[str, Any]) -> None:
+def _print_run(run: RunRecord) -> None:
     print(f"run {run['id']}  {run['name']}  [{run['kind']}]  {run['status']}")
     print(f"  started {_time(run['started_at'])}  duration {_seconds(run['duration_s'])}  host {run.get('host')}")
     if run.get("notebook"):

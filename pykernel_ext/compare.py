@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from .records import RunRecord
 from .store import RunStore
 
 
@@ -36,7 +37,7 @@ def compare_runs(store: RunStore, refs: list[str], *, through_children: bool = F
     }
 
 
-def _with_children(store: RunStore, run: dict[str, Any]) -> dict[str, Any]:
+def _with_children(store: RunStore, run: RunRecord) -> RunRecord:
     """A parent run with its children's series, data, outputs and code merged in (the parent's own win).
     A name several cells use is prefixed with the cell run's name: `train/loss`."""
     if not run.get("children"):
@@ -83,7 +84,7 @@ def runs_differ(comparison: dict[str, Any], tolerance: float = 0.0) -> list[str]
     return reasons
 
 
-def _summary(run: dict[str, Any]) -> dict[str, Any]:
+def _summary(run: RunRecord) -> dict[str, Any]:
     keys = ("id", "name", "kind", "status", "notebook", "started_at", "duration_s", "code_hash", "error_type")
     return {k: run.get(k) for k in keys}
 
@@ -95,15 +96,15 @@ def _side_by_side(mappings: list[dict[str, Any]]) -> dict[str, Any]:
     return {"names": names, "values": values, "different": different}
 
 
-def _data_hashes(run: dict[str, Any]) -> dict[str, Any]:
+def _data_hashes(run: RunRecord) -> dict[str, Any]:
     return {d["name"]: d.get("hash") or f"(unhashed: {d.get('error')})" for d in run.get("data") or []}
 
 
-def _output_hashes(run: dict[str, Any]) -> dict[str, Any]:
+def _output_hashes(run: RunRecord) -> dict[str, Any]:
     return {o["name"]: o.get("hash") or o.get("value") for o in run.get("outputs") or [] if "name" in o}
 
 
-def _with_module_sources(store: RunStore, run: dict[str, Any]) -> dict[str, Any]:
+def _with_module_sources(store: RunStore, run: RunRecord) -> RunRecord:
     from .capture.closure import with_module_sources
 
     if run.get("code"):
@@ -111,7 +112,7 @@ def _with_module_sources(store: RunStore, run: dict[str, Any]) -> dict[str, Any]
     return run
 
 
-def _code_text(run: dict[str, Any]) -> str:
+def _code_text(run: RunRecord) -> str:
     """The run's code and closure as one text, each part in the form code hashes are taken of (a cell body
     and the same body in a script's block differ only in trailing blank lines)."""
     from .capture.code import normalize_source
@@ -130,7 +131,7 @@ def _code_text(run: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _code_comparison(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _code_comparison(runs: list[RunRecord]) -> dict[str, Any]:
     # A final line without its newline would fuse with the next hunk line in the unified diff.
     texts = [text if text.endswith("\n") else text + "\n" for text in (_code_text(r) for r in runs)]
     base = texts[0].splitlines(keepends=True)

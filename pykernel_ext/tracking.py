@@ -27,6 +27,7 @@ from .config import Settings
 from .errors import DataPathNotFound, PykernelExtError
 from . import run_facts as facts
 from .live_flush import live_flusher
+from .records import RunDetails, RunSummary
 from .store import RunStore
 
 logger = logging.getLogger(__name__)
@@ -120,8 +121,8 @@ class Run:
         self.status = "running"
         self.store: RunStore | None = None
         self.warnings: list[str] = []
-        self.details: dict[str, Any] = {}
-        self.summary: dict[str, Any] = {}
+        self.details: RunDetails = {}
+        self.summary: RunSummary = {}  # type: ignore[typeddict-item] - filled by start()
         self.started_at = time.time()
         self.ended_at: float | None = None
         self._metric_rows: list[tuple[str, int | None, float, float]] = []

@@ -21,6 +21,7 @@ from typing import Any
 from ..compare import compare_runs
 from ..config import Settings
 from ..errors import InvalidBlobReference, RunNotFound
+from ..records import RunListEntry, RunSummary, RunView
 from ..store import RunStore
 from ..store.manage import RunPatch
 from .params import BadRequest, RunsQuery, validate_artifact_path, validate_run_id
@@ -176,7 +177,7 @@ class RunsAPI:
 
     # ---- runs --------------------------------------------------------------------------------------
 
-    def summary(self, row: dict[str, Any]) -> dict[str, Any]:
+    def summary(self, row: RunSummary) -> RunListEntry:
         row["notebook_server_path"] = self.paths.server_path(row.get("notebook"))
         return row
 
@@ -194,7 +195,7 @@ class RunsAPI:
     def run_keys(self, run_filter) -> dict[str, Any]:
         return self.store().run_keys(run_filter)
 
-    def get_run(self, ref: str) -> dict[str, Any]:
+    def get_run(self, ref: str) -> RunView:
         store = self.store()
         run = self.summary(store.get_run(validate_run_id(ref)))
         run["environment"] = store.environment(run.get("environment_id"))
@@ -231,7 +232,7 @@ class RunsAPI:
         name = f"{_safe_stem(run.get('name') or 'run')}-{run['id'][:8]}.ipynb"
         return BlobFile(path, path.stat().st_size, name, "application/x-ipynb+json", False)
 
-    def update_run(self, ref: str, patch: RunPatch) -> dict[str, Any]:
+    def update_run(self, ref: str, patch: RunPatch) -> RunListEntry:
         return self.summary(self.store().update_run(validate_run_id(ref), patch))
 
     def delete_run(self, ref: str) -> dict[str, Any]:

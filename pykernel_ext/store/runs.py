@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 from ..config import Settings
 from ..records import OWNER_COLUMNS
+from ..records import EnvironmentRecord, GpuSampleRow, RunDetails, RunRecord, RunSummary
 from ..records import SUMMARY_COLUMNS as RECORD_COLUMNS
 from ..errors import AmbiguousRunId, RunNotFound, StoreError, StoreVersionError
 from . import index, log_chunks
@@ -164,7 +165,7 @@ class RunStore:
 
     # ---- writing runs ----------------------------------------------------------------------
 
-    def begin_run(self, summary: dict[str, Any], details: dict[str, Any]) -> None:
+    def begin_run(self, summary: RunSummary | dict[str, Any], details: RunDetails | dict[str, Any]) -> None:
         """Insert a run in state `running`, owned by this process."""
         row = _summary_row(summary)
         row.setdefault("status", "running")
@@ -273,7 +274,7 @@ class RunStore:
             conn.execute("INSERT OR IGNORE INTO environments VALUES (?, ?, ?)", (env_id, blob, time.time()))
         return env_id
 
-    def environment(self, env_id: str | None) -> dict[str, Any] | None:
+    def environment(self, env_id: str | None) -> EnvironmentRecord | None:
         if not env_id:
             return None
         rows = self._read("SELECT blob FROM environments WHERE id = ?", (env_id,))
@@ -379,7 +380,7 @@ class RunStore:
         """Parameter, metric and tag keys of the filtered runs, most common first."""
         return keys_present(self._read, run_filter)
 
-    def get_run(self, ref: str) -> dict[str, Any]:
+    def get_run(self, ref: str) -> RunRecord:
         """One run in full: summary, details, metric series, artifacts, GPU samples, children."""
         run_id = self.resolve_run_id(ref)
         rows = self._read(f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE id = ?", (run_id,))
@@ -394,13 +395,13 @@ class RunStore:
             "SELECT id FROM runs WHERE parent_id = ? ORDER BY started_at", (run_id,))]
         return run
 
-    def runs_changed_since(self, since: float, limit: int = 500) -> list[dict[str, Any]]:
+    def runs_changed_since(self, since: float, limit: int = 500) -> list[RunSummary]:
         """Summaries of runs created or updated after `since` (epoch seconds), oldest change first."""
         rows = self._read(f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE updated_at > ? ORDER BY updated_at LIMIT ?",
                           (since, limit))
         return [_summary_out(r) for r in rows]
 
-    def get_runs(self, refs: list[str]) -> list[dict[str, Any]]:
+    def get_runs(self, refs: list[str]) -> list[RunRecord]:
         return [self.get_run(ref) for ref in refs]
 
     def metric_series(self, run_id: str) -> dict[str, dict[str, list]]:
@@ -412,7 +413,7 @@ class RunStore:
             s["timestamps"].append(r["timestamp"])
         return series
 
-    def gpu_samples(self, run_id: str) -> list[dict[str, Any]]:
+    def gpu_samples(self, run_id: str) -> list[GpuSampleRow]:
         return self._read(
             "SELECT host, gpu_index, timestamp, utilization, memory_used, memory_total FROM gpu_samples "
             "WHERE run_id = ? ORDER BY timestamp", (run_id,))
@@ -443,12 +444,12 @@ class RunStore:
             self.begin_run(summary, details)
             self.finish_run(summary["id"], summary, details, list(metrics))
 
-    def summary(self, ref: str) -> dict[str, Any]:
+    def summary(self, ref: str) -> RunSummary:
         """One run's summary row (what the list shows)."""
         run_id = self.resolve_run_id(ref)
         return _summary_out(self._read(f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE id = ?", (run_id,))[0])
 
-    def child_summaries(self, run_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    def child_summaries(self, run_id: str, limit: int = 200) -> list[RunSummary]:
         """The summaries of a run's children, in start order."""
         rows = self._read(f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE parent_id = ? ORDER BY started_at, id LIMIT ?",
                           (run_id, limit))
@@ -467,7 +468,7 @@ class RunStore:
 
     # ---- managing runs ---------------------------------------------------------------------
 
-    def update_run(self, ref: str, patch: RunPatch) -> dict[str, Any]:
+    def update_run(self, ref: str, patch: RunPatch) -> RunSummary:
         """Rename, annotate, tag, star or archive a run; returns its new summary."""
         patch = patch.validate()
         run_id = self.resolve_run_id(ref)
@@ -489,7 +490,7 @@ class RunStore:
                 report.bytes_freed += freed
         return report
 
-    def delete_preview(self, refs: list[str]) -> list[dict[str, Any]]:
+    def delete_preview(self, refs: list[str]) -> list[RunSummary]:
         """The summaries of what `delete_runs(refs)` would delete (the runs and their descendants)."""
         run_ids = [self.resolve_run_id(ref) for ref in refs]
         with self._lock:
@@ -526,7 +527,7 @@ def _summary_row(summary: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _summary_out(row: dict[str, Any]) -> dict[str, Any]:
+def _summary_out(row: dict[str, Any]) -> RunSummary:
     out = dict(row)
     for key, column in _JSON_COLUMNS.items():
         out[key] = json.loads(out.pop(column) or "{}")
