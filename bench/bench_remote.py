@@ -264,6 +264,8 @@ def report(f: dict[str, float]) -> None:
     print(f"latencies: remote print -> notebook {f['output_latency_ms']:.0f} ms median (spec 100 ms); interrupt "
           f"-> cell stopped {f['interrupt_stop_s']:.2f} s (spec 2 s); worker killed -> cell failed "
           f"{f['dead_worker_noticed_s']:.2f} s (spec 10 s)")
+    if "px_trivial_ms" not in f:
+        print("ipyparallel is not installed, so no %%px figures: `make bench` (or pip install -e '.[bench]') adds it")
     if "px_push_pull_mb_per_s" in f:
         print(f"  ipyparallel push + pull of the same array:          {f['px_push_pull_256mb_s']:.2f} s = "
               f"{f['px_push_pull_mb_per_s']:.0f} MB/s (ratio {f['remote_push_pull_mb_per_s'] / f['px_push_pull_mb_per_s']:.2f})")
