@@ -8,10 +8,10 @@ store. Like the resource sampler's thread, it is rebuilt in a forked child (`Per
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Protocol
 
+from .due_thread import DueThread
 from .per_process import PerProcess
 
 logger = logging.getLogger(__name__)
@@ -28,50 +28,23 @@ class LiveFlusher:
     """One daemon thread flushing registered runs when they are due."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._due: dict[LiveTarget, float] = {}  # target -> monotonic time of its next flush
-        self._wake_at: float | None = None  # when the waiting thread wakes by itself; None: only if notified
-        threading.Thread(target=self._loop, name="pykernel-ext-live-flush", daemon=True).start()
+        self._thread: DueThread[LiveTarget] = DueThread(
+            "pykernel-ext-live-flush", lambda target: target.flush_live(), lambda _: FLUSH_SECONDS, _flush_failed)
 
     def add(self, target: LiveTarget) -> None:
         """Flush `target` every FLUSH_SECONDS from now until `remove`."""
-        due = time.monotonic() + FLUSH_SECONDS
-        with self._cond:
-            self._due[target] = due
-            # A notify costs a GIL hand-off on every tracked cell; only wake a thread that would sleep past due.
-            if self._wake_at is None or due < self._wake_at:
-                self._cond.notify()
+        self._thread.add(target, time.monotonic() + FLUSH_SECONDS)
 
     def wake(self, target: LiveTarget) -> None:
         """Flush `target` now (it gathered a lot); ignored once it was removed."""
-        with self._cond:
-            if target in self._due:
-                self._due[target] = 0.0
-                self._cond.notify()
+        self._thread.wake(target)
 
     def remove(self, target: LiveTarget) -> None:
-        with self._cond:
-            self._due.pop(target, None)  # no notify: the thread finds out when it next wakes
+        self._thread.remove(target)
 
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                now = time.monotonic()
-                due = [t for t, at in self._due.items() if at <= now]
-                for target in due:
-                    self._due[target] = now + FLUSH_SECONDS
-                if not due:
-                    timeout = min(self._due.values()) - now if self._due else None
-                    self._wake_at = None if timeout is None else now + timeout
-                    self._cond.wait(timeout)
-                    self._wake_at = None
-                    continue
-            for target in due:  # outside the lock: a store write takes milliseconds
-                try:
-                    target.flush_live()
-                except Exception:  # noqa: BLE001 - this thread serves every run; one failure must not end it
-                    logger.warning("pykernel-ext: a live flush failed; the run is written when it ends",
-                                   exc_info=True)
+
+def _flush_failed(target: LiveTarget) -> None:
+    logger.warning("pykernel-ext: a live flush failed; the run is written when it ends", exc_info=True)
 
 
 _instance: PerProcess[LiveFlusher] = PerProcess(LiveFlusher)

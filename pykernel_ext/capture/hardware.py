@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+from pykernel_ext.due_thread import DueThread
 from pykernel_ext.gpu import gpu_status, gpus_used_by_pid, sample_gpus
 from pykernel_ext.per_process import PerProcess
 
@@ -99,56 +100,16 @@ def _proc_memory(pid: int) -> tuple[int | None, int | None]:
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-class _SamplingThread:
-    """One daemon thread shared by every running ResourceSampler.
-
-    Starting and joining a thread costs ~0.2 ms, most of a tracked cell's budget, so samplers register with
-    this long-lived thread instead; stopping one never waits for it.
-    """
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self._cond = threading.Condition()
-        self._due: dict[ResourceSampler, float] = {}  # sampler -> monotonic time of its next reading
-        self._wake_at: float | None = None  # when the waiting thread wakes by itself; None: only if notified
-        threading.Thread(target=self._loop, name="pykernel-ext-sampler", daemon=True).start()
-
-    def add(self, sampler: "ResourceSampler", first_due: float) -> None:
-        with self._cond:
-            self._due[sampler] = first_due
-            # Waking the thread costs a GIL hand-off on every tracked cell; only do it when it would
-            # otherwise sleep past this sampler's first reading.
-            if self._wake_at is None or first_due < self._wake_at:
-                self._cond.notify()
-
-    def remove(self, sampler: "ResourceSampler") -> None:
-        with self._cond:
-            self._due.pop(sampler, None)  # no notify: the thread finds out when it next wakes
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                now = time.monotonic()
-                due = [s for s, t in self._due.items() if t <= now]
-                for sampler in due:
-                    self._due[sampler] = now + sampler.interval
-                if not due:
-                    timeout = min(self._due.values()) - now if self._due else None
-                    self._wake_at = None if timeout is None else now + timeout
-                    self._cond.wait(timeout)
-                    self._wake_at = None
-                    continue
-            for sampler in due:  # outside the lock: a GPU reading takes milliseconds
-                try:
-                    sampler._tick()
-                except Exception:  # this thread serves every sampler; one bad reading must not end it
-                    logger.debug("resource sampling failed", exc_info=True)
+def _new_sampling_thread() -> DueThread[ResourceSampler]:
+    """One daemon thread shared by every running ResourceSampler; stopping one never waits for it."""
+    return DueThread("pykernel-ext-sampler", lambda sampler: sampler._tick(), lambda sampler: sampler.interval,
+                     lambda _: logger.debug("resource sampling failed", exc_info=True))
 
 
-_thread: PerProcess[_SamplingThread] = PerProcess(_SamplingThread)
+_thread: PerProcess[DueThread[ResourceSampler]] = PerProcess(_new_sampling_thread)
 
 
-def _sampling_thread() -> _SamplingThread:
+def _sampling_thread() -> DueThread[ResourceSampler]:
     return _thread.get()
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import DataPathNotFound
-from ..tracking import RunContext, TrackOptions
+from ..tracking import RunContext, TrackOptions, start_run
 from .errors import (ClusterUnavailable, RemoteCellError, RemoteError, RemoteTimeout, RemoteUsageError,
                      ResourceUnavailable, ShippingError, WorkerDied)
 from .jobs import JOBS, OutputSink, PrintSink, QuietSink, RemoteJob, format_jobs
@@ -59,7 +59,6 @@ def submit_remote(context: RunContext, options: RemoteOptions, track: TrackOptio
     (if given) receives its output. Raises RemoteUsageError subclasses before anything is sent (a value
     that cannot be pickled, a resource no worker offers) and ClusterUnavailable when no scheduler answers.
     """
-    from ..tracking import start_run
     from .cluster import get_executor
     from .shipping import cell_names, is_silent, names_to_send, prepare_cell
     from ..records import CellPayload
@@ -85,37 +84,21 @@ def submit_remote(context: RunContext, options: RemoteOptions, track: TrackOptio
     placement = executor.restrictions(wants)
     for note in shipment.notes:
         sink.stream("stderr", f"pykernel-ext: {note}\n")
-    missing = [path for path in track.data if not os.path.exists(path)]
-    if missing:
-        raise DataPathNotFound(missing[0])  # the one mistake start_run refuses: check before sending
+    _check_data_paths(track)
     settings = Settings.from_env()
     payload.sample_interval = settings.gpu_sample_interval
     task = executor.submit(shipment, placement)
-    try:
-        # Recorded while the worker already runs the cell, so the record costs the cell no time.
-        # Not activated: cells run locally meanwhile (a --no-wait cell keeps going) must not become its
-        # children or log metrics into it.
-        run = start_run(track, context, settings, capture_output=False, sample_resources=False, activate=False)
-    except BaseException:
-        task.interrupt()
-        task.release()
-        raise
-    name = track.name or run.summary.get("name") or payload.key
-    variable = track.name if (track.name and track.name.isidentifier() and not options.wait) else None
-    job = RemoteJob(task, run, namespace, name=name, variable=variable or (None if options.wait else DEFAULT_HANDLE),
-                    wants=wants, timeout=options.timeout, log_cap=run.settings.log_cap_bytes,
-                    mirror=shipment.mirror, cuda=_local_cuda())
-    JOBS.append(job)
-    if not options.wait:
-        job.follow_in_background(view_factory(job) if view_factory else QuietSink())
-    return job
+    run = _record_while_it_runs(task, track, context, settings)
+    name, variable = _job_names(track, options, run, payload.key)
+    job = RemoteJob(task, run, namespace, name=name, variable=variable, wants=wants, timeout=options.timeout,
+                    log_cap=run.settings.log_cap_bytes, mirror=shipment.mirror, cuda=_local_cuda())
+    return _launch(job, options, view_factory)
 
 
 def _submit_session_cell(context: RunContext, options: RemoteOptions, track: TrackOptions, sink: OutputSink,
                          display_source: str | None, line_offset: int, view_factory: Any,
                          reads: tuple[str, ...], writes: tuple[str, ...]) -> RemoteJob:
     """A cell of remote session `options.session`: only changed notebook values travel; small results come home."""
-    from ..tracking import start_run
     from .session_kernel import get_session
     from .session_cells import SessionJob, SessionTask
     from ..records import SessionCell
@@ -127,9 +110,7 @@ def _submit_session_cell(context: RunContext, options: RemoteOptions, track: Tra
     notes: list[str] = []
     wants = Requirements(gpus=options.gpus, cpus=options.cpus, memory=options.memory)
     session = get_session(options.session or "", wants, options.scheduler, notes=notes)
-    missing = [path for path in track.data if not os.path.exists(path)]
-    if missing:
-        raise DataPathNotFound(missing[0])
+    _check_data_paths(track)
     plan = session.plan(names_to_send(reads, namespace, list(options.push)), namespace)
     executor = session.executor
     payload = CellPayload(
@@ -147,19 +128,46 @@ def _submit_session_cell(context: RunContext, options: RemoteOptions, track: Tra
     events = executor.register_events(payload.key)
     task = SessionTask(session, cell, plan, namespace, events)
     track.tags.setdefault("session", session.name)
+    run = _record_while_it_runs(task, track, context, settings)
+    previous, session.previous_run = session.previous_run, run.id
+    session.cells += 1
+    name, variable = _job_names(track, options, run, payload.key)
+    job = SessionJob(task, run, namespace, session=session, previous_run=previous, name=name,  # type: ignore[arg-type]
+                     variable=variable, wants=session.wants, timeout=options.timeout,
+                     log_cap=run.settings.log_cap_bytes, cuda=_local_cuda())
+    return _launch(job, options, view_factory)
+
+
+def _check_data_paths(track: TrackOptions) -> None:
+    """The one mistake start_run refuses (a --data path that does not exist): checked before sending."""
+    missing = [path for path in track.data if not os.path.exists(path)]
+    if missing:
+        raise DataPathNotFound(missing[0])
+
+
+def _record_while_it_runs(task: Any, track: TrackOptions, context: RunContext, settings: Settings) -> Any:
+    """The cell's run, recorded while the worker already runs the cell, so the record costs the cell no
+    time. Not activated: cells run locally meanwhile (a --no-wait cell keeps going) must not become its
+    children or log metrics into it. A run that cannot be recorded stops the cell it would describe."""
+
     try:
-        run = start_run(track, context, settings, capture_output=False, sample_resources=False, activate=False)
+        return start_run(track, context, settings, capture_output=False, sample_resources=False, activate=False)
     except BaseException:
         task.interrupt()
         task.release()
         raise
-    previous, session.previous_run = session.previous_run, run.id
-    session.cells += 1
-    name = track.name or run.summary.get("name") or payload.key
-    variable = track.name if (track.name and track.name.isidentifier() and not options.wait) else None
-    job = SessionJob(task, run, namespace, session=session, previous_run=previous, name=name,  # type: ignore[arg-type]
-                     variable=variable or (None if options.wait else DEFAULT_HANDLE), wants=session.wants,
-                     timeout=options.timeout, log_cap=run.settings.log_cap_bytes, cuda=_local_cuda())
+
+
+def _job_names(track: TrackOptions, options: RemoteOptions, run: Any, key: str) -> tuple[str, str | None]:
+    """The job's display name, and the notebook variable a --no-wait cell's job is bound to (its --name
+    when that is an identifier, else the default handle; none for a cell the notebook waits for)."""
+    name = track.name or run.summary.get("name") or key
+    if options.wait:
+        return name, None
+    return name, track.name if track.name and track.name.isidentifier() else DEFAULT_HANDLE
+
+
+def _launch(job: RemoteJob, options: RemoteOptions, view_factory: Any) -> RemoteJob:
     JOBS.append(job)
     if not options.wait:
         job.follow_in_background(view_factory(job) if view_factory else QuietSink())

@@ -173,8 +173,13 @@ class RemoteJob:
             self._applied = True
             graph, self._graph = self._graph, None
             self._values = apply_results(graph, self._mirror, self._namespace, cuda=self._cuda)
-            self._mirror = None  # the notebook objects it held are no longer needed here
+            self._applied_results()
             return dict(self._values)
+
+    def _applied_results(self) -> None:
+        """After the results are in the notebook: a stateless cell's mirror (the notebook objects it sent)
+        is no longer needed here."""
+        self._mirror = None
 
     def __repr__(self) -> str:
         return f"<RemoteJob {self.name!r} {self.status} on {self.worker or '(not started)'} run {self.run_id[:8]}>"

@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import RemoteError, WorkerDied
 from .executor import CHECK_SECONDS
-from .jobs import RemoteJob, apply_results
+from .jobs import RemoteJob
 from .session_kernel import RemoteSession, SessionCellPlan
 from ..records import SessionCell
 from .shipping import format_bytes
@@ -148,16 +148,9 @@ class SessionJob(RemoteJob):
         self.received: list[str] = []
         self.status, self.started_at = "running", time.time()  # it starts at once on its worker
 
-    def apply(self) -> dict[str, Any]:
-        with self._apply_lock:
-            if self._applied or self._graph is None:
-                self._applied = True
-                return dict(self._values)
-            self._applied = True
-            graph, self._graph = self._graph, None
-            self._values = apply_results(graph, self.session.mirror, self._namespace, cuda=self._cuda)
-            self.session.sent(list(self._values), self._namespace)
-            return dict(self._values)
+    def _applied_results(self) -> None:
+        """The session's mirror lives on (it maps the session's objects); what came home is now in sync."""
+        self.session.sent(list(self._values), self._namespace)
 
     def _take(self, outcome: dict[str, Any]) -> BaseException | None:
         self.kept = {k: int(v) for k, v in (outcome.get("kept") or {}).items() if int(v) >= 0}
