@@ -7,7 +7,6 @@ touched; file content is only ever read from the blob store, addressed by a dige
 from __future__ import annotations
 
 import json
-import math
 import mimetypes
 import os
 import re
@@ -21,6 +20,7 @@ from typing import Any
 from ..compare import compare_runs
 from ..config import Settings
 from ..errors import InvalidBlobReference, RunNotFound
+from ..json_output import finite
 from ..records import RunListEntry, RunSummary, RunView
 from ..store import RunStore
 from ..store.manage import RunPatch
@@ -60,17 +60,8 @@ def to_json(payload: Any) -> str:
     try:
         return json.dumps(payload, allow_nan=False, default=str, separators=(",", ":"))
     except ValueError:
-        return json.dumps(_finite(payload), allow_nan=False, default=str, separators=(",", ":"))
+        return json.dumps(finite(payload), allow_nan=False, default=str, separators=(",", ":"))
 
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 # ---- notebook paths --------------------------------------------------------------------------------
