@@ -142,6 +142,7 @@ class Run:
         self._git_future = None
         self._reads: tuple[str, ...] = ()
         self._writes: tuple[str, ...] = ()
+        self._changed: tuple[str, ...] = ()
         self._store_failed = False
         self.cwd = context.cwd or os.getcwd()
         self._artifacts_before: dict[str, Any] = {}
@@ -321,7 +322,7 @@ class Run:
             names = code_capture.analyze_names(source)
         except SyntaxError:
             return  # the code itself will raise it when it runs; nothing to learn here
-        self._reads, self._writes = names.reads, names.writes
+        self._reads, self._writes, self._changed = names.reads, names.writes, names.changed
 
     def _code_record(self, namespace: dict[str, Any]) -> dict[str, Any]:
         source = self.context.source
@@ -343,8 +344,9 @@ class Run:
 
     def _collect_params(self, namespace: dict[str, Any], reads: tuple[str, ...]) -> tuple[dict[str, Any], list[str]]:
         """The parameters the code reads (with its closure) and those named; and the named values that are
-        data (hashed as data, not recorded as parameters)."""
-        params = params_from_namespace(reads, namespace)
+        data (hashed as data, not recorded as parameters). Names the code changes in place are its state
+        (a `losses` list it appends to), not parameters, unless named."""
+        params = params_from_namespace([name for name in reads if name not in self._changed], namespace)
         named, data_names, missing = explicit_params(self.options.param_names, namespace)
         params.update(named)
         for name in missing:

@@ -22,6 +22,9 @@ class CellNames:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     imports: tuple[str, ...] = field(default=())
+    # Names the cell changes in place (`losses.append(x)`, `d[k] = v`, `total += x`): its state, not its
+    # parameters, however parameter-like their value looks before it runs.
+    changed: tuple[str, ...] = field(default=())
 
 
 def normalize_source(source: str) -> str:
@@ -74,7 +77,13 @@ def analyze_names(python_source: str) -> CellNames:
     collector = _NameCollector()
     for stmt in tree.body:
         collector.visit(stmt)
-    return CellNames(tuple(collector.reads), tuple(collector.writes), tuple(collector.imports))
+    return CellNames(tuple(collector.reads), tuple(collector.writes), tuple(collector.imports),
+                     tuple(collector.changed))
+
+
+# Methods of lists, dicts, sets and deques that change the object they are called on.
+_CHANGING_METHODS = frozenset({"append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse", "update",
+                               "setdefault", "popitem", "add", "discard", "appendleft", "extendleft", "popleft"})
 
 
 class _NameCollector(ast.NodeVisitor):
@@ -84,6 +93,7 @@ class _NameCollector(ast.NodeVisitor):
         self.reads: dict[str, None] = {}
         self.writes: dict[str, None] = {}
         self.imports: dict[str, None] = {}
+        self.changed: dict[str, None] = {}
 
     def _read(self, name: str) -> None:
         if name not in self.writes and name not in SHELL_NAMES:
@@ -108,9 +118,21 @@ class _NameCollector(ast.NodeVisitor):
             self.visit(node.value)
         self.visit(node.target)
 
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.attr in _CHANGING_METHODS:
+            self.changed.setdefault(func.value.id)
+        self.generic_visit(node)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        if not isinstance(node.ctx, ast.Load) and isinstance(node.value, ast.Name):
+            self.changed.setdefault(node.value.id)  # `d[k] = v`, `del d[k]`
+        self.generic_visit(node)
+
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         if isinstance(node.target, ast.Name):
             self._read(node.target.id)
+            self.changed.setdefault(node.target.id)
         self.visit(node.value)
         self.visit(node.target)
 
