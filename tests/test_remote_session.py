@@ -120,6 +120,27 @@ def test_values_travel_only_when_they_changed(shell, store_home, session_name):
     assert runs(store_home)[-1]["remote"]["sent_bytes"] < 10_000, "only the changed scalar travelled"
 
 
+def test_notebook_functions_used_in_a_session_stay_the_notebooks_own(shell, store_home, session_name):
+    # A function only read by session cells must not come home as a copy: the copy has no source file,
+    # so every later run that calls it would record "source not available".
+    helpers = ("import torch\n\ndef train_step(w, lr):\n    w -= lr * w\n    return float(w.sum())\n\n"
+               "def score(w):\n    return float(w.abs().sum())\n\nw = torch.ones(4)\nlr = 0.5")
+    assert run_cell(shell, helpers).success
+    ns = shell.user_ns
+    train_step, score = ns["train_step"], ns["score"]
+    for _ in range(2):
+        assert run_cell(shell, f"%%remote --session {session_name}\nloss = train_step(w, lr)").success
+    assert run_cell(shell, f"%%remote --session {session_name}\nloss = train_step(w, lr)\nfinal = score(w)").success
+    assert ns["train_step"] is train_step and ns["score"] is score
+    session_runs = runs(store_home)[-3:]
+    for run in session_runs:
+        sources = {e["name"]: e["source"] for e in run["code"]["closure"]}
+        assert sources["train_step"] and sources["train_step"].startswith("def train_step(w, lr):"), run["code"]
+    assert run_cell(shell, "%%track\ncheck = score(w)").success
+    [entry] = last_run(store_home)["code"]["closure"]
+    assert entry["name"] == "score" and entry["source"].startswith("def score(w):")
+
+
 def test_state_lives_in_the_session_and_small_results_come_home(shell, store_home, session_name):
     assert run_cell(shell, f"%%remote --session {session_name}\ncounter = 0\nimport torch\nacts = torch.zeros(1_000_000)").success
     assert run_cell(shell, f"%%remote --session {session_name}\ncounter += 1\nacts += 1").success

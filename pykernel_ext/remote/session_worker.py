@@ -194,8 +194,12 @@ class WorkerSession:
         if inputs is None:
             return []
         values, _ = unpack(inputs, self.mirror, cuda=worker_has_cuda())
-        self.namespace.update(adopt(values, self.namespace))
-        for name, value in values.items():
+        # Fingerprint what is bound: a notebook function is rebound to the session's namespace (a new
+        # object), and fingerprinting the one received would make every function read look changed
+        # after the cell, and come home as a copy without its source.
+        bound = adopt(values, self.namespace)
+        self.namespace.update(bound)
+        for name, value in bound.items():
             self.synced[name] = _deep(value)
         return list(values)
 
