@@ -309,3 +309,37 @@ def test_address_files_of_kernels_that_died_are_removed(store_home):
     alive.write_text(json.dumps({"address": "tcp://127.0.0.1:10", "pid": __import__("os").getpid()}))
     assert cluster.known_addresses() == ["tcp://127.0.0.1:10"]
     assert not stale.exists() and alive.exists()
+
+
+DEFINED_REMOTELY = """%%remote{session}
+from dataclasses import dataclass
+
+@dataclass
+class Config:
+    width: int = 4
+
+    def doubled(self):
+        return [v * 2 for v in range(self.width)]
+
+def make_config(width):
+    return Config(width)
+"""
+
+
+@pytest.mark.parametrize("session", ["", " --session defined-remotely"])
+def test_definitions_from_a_remote_cell_have_their_source_at_home(shell, store_home, session):
+    # cloudpickle names the code of what it ships `<dynamic-code>`: without the cell's text, a function or
+    # class defined in a remote cell would have no source in the runs that use it once it is home.
+    try:
+        assert run_cell(shell, DEFINED_REMOTELY.format(session=session)).success
+        assert run_cell(shell, "%%track\ncfg = make_config(3)\ntwice = cfg.doubled()").success
+        ns = shell.user_ns
+        assert ns["twice"] == [0, 2, 4] and ns["cfg"].width == 3
+        closure = {e["name"]: e for e in last_run(store_home)["code"]["closure"]}
+        assert closure["make_config"]["source"] == "def make_config(width):\n    return Config(width)\n"
+        assert closure["Config"]["source"].startswith("@dataclass\nclass Config:\n    width: int = 4\n")
+        import inspect
+        assert "return [v * 2 for v in range(self.width)]" in inspect.getsource(ns["Config"].doubled)
+    finally:
+        if session:
+            run_cell(shell, "%remote_session close defined-remotely")

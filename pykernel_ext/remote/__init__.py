@@ -91,7 +91,8 @@ def submit_remote(context: RunContext, options: RemoteOptions, track: TrackOptio
     run = _record_while_it_runs(task, track, context, settings)
     name, variable = _job_names(track, options, run, payload.key)
     job = RemoteJob(task, run, namespace, name=name, variable=variable, wants=wants, timeout=options.timeout,
-                    log_cap=run.settings.log_cap_bytes, mirror=shipment.mirror, cuda=_local_cuda())
+                    log_cap=run.settings.log_cap_bytes, mirror=shipment.mirror, cuda=_local_cuda(),
+                    cell_file=_cell_file(payload))
     return _launch(job, options, view_factory)
 
 
@@ -134,7 +135,7 @@ def _submit_session_cell(context: RunContext, options: RemoteOptions, track: Tra
     name, variable = _job_names(track, options, run, payload.key)
     job = SessionJob(task, run, namespace, session=session, previous_run=previous, name=name,  # type: ignore[arg-type]
                      variable=variable, wants=session.wants, timeout=options.timeout,
-                     log_cap=run.settings.log_cap_bytes, cuda=_local_cuda())
+                     log_cap=run.settings.log_cap_bytes, cuda=_local_cuda(), cell_file=_cell_file(payload))
     return _launch(job, options, view_factory)
 
 
@@ -165,6 +166,12 @@ def _job_names(track: TrackOptions, options: RemoteOptions, run: Any, key: str) 
     if options.wait:
         return name, None
     return name, track.name if track.name and track.name.isidentifier() else DEFAULT_HANDLE
+
+
+def _cell_file(payload: Any) -> tuple[str, str]:
+    """A filename for the cell unique in this kernel (`<remote cell 5>` may run twice), and the text the
+    worker compiles it as (its line numbers are the notebook cell's)."""
+    return f"{payload.filename[:-1]} {payload.key[-8:]}>", "\n" * payload.line_offset + payload.source
 
 
 def _launch(job: RemoteJob, options: RemoteOptions, view_factory: Any) -> RemoteJob:

@@ -14,7 +14,7 @@ from .errors import RemoteCellError, RemoteError, RemoteTimeout
 from .executor import RemoteTask, Requirements
 from ..records import RemoteOutcome, WorkerEvent
 from .graph import Mirror, Packed, unpack
-from .rebind import adopt
+from .rebind import adopt, give_source
 
 END_GRACE_SECONDS = 2.0  # after the result, wait this long at most for the last output events
 INTERRUPT_WAIT_SECONDS = 3.0  # after an interrupt, wait this long for the cell to stop
@@ -93,7 +93,7 @@ class RemoteJob:
 
     def __init__(self, task: RemoteTask, run: Any, namespace: dict[str, Any], *, name: str, variable: str | None,
                  wants: Requirements, timeout: float | None, log_cap: int, mirror: Mirror | None,
-                 cuda: bool = False) -> None:
+                 cuda: bool = False, cell_file: tuple[str, str] | None = None) -> None:
         self.task = task
         self.run = run
         self.key = task.key
@@ -112,6 +112,7 @@ class RemoteJob:
         self._namespace = namespace
         self._mirror = mirror  # what was sent: results refer to these notebook objects
         self._cuda = cuda
+        self._cell_file = cell_file  # (filename, text) the worker compiled the cell as: definitions' source
         self._graph: Packed | None = None  # the results, unpacked into the notebook by `apply()`
         self._values: dict[str, Any] = {}
         self._applied = False
@@ -172,7 +173,8 @@ class RemoteJob:
                 return dict(self._values)
             self._applied = True
             graph, self._graph = self._graph, None
-            self._values = apply_results(graph, self._mirror, self._namespace, cuda=self._cuda)
+            self._values = apply_results(graph, self._mirror, self._namespace, cuda=self._cuda,
+                                         cell_file=self._cell_file)
             self._applied_results()
             return dict(self._values)
 
@@ -348,9 +350,11 @@ class RemoteJob:
             self._sink.stream("stderr", "".join(f"pykernel-ext: {note}\n" for note in notes))
 
 
-def apply_results(graph: Packed, mirror: Mirror | None, namespace: dict[str, Any], *, cuda: bool) -> dict[str, Any]:
+def apply_results(graph: Packed, mirror: Mirror | None, namespace: dict[str, Any], *, cuda: bool,
+                  cell_file: tuple[str, str] | None = None) -> dict[str, Any]:
     """Unpack a cell's results into `namespace`: bind what it assigned, update in place what it changed,
-    rebind names whose object could only be replaced, drop names it deleted. Returns the assigned values."""
+    rebind names whose object could only be replaced, drop names it deleted. Returns the assigned values.
+    With `cell_file` (filename, text), functions and classes the cell defined get their source from it."""
     root, unpacked = unpack(graph, mirror, cuda=cuda)
     values = dict(root.get("values") or {})
     replaced = {id(old): new for old, new in unpacked.replaced}
@@ -361,6 +365,8 @@ def apply_results(graph: Packed, mirror: Mirror | None, namespace: dict[str, Any
     for name in root.get("deleted") or []:
         namespace.pop(name, None)
     values = adopt(values, namespace)  # functions defined in the cell read the notebook's globals here
+    if cell_file is not None:
+        give_source(values, *cell_file)
     namespace.update(values)
     return values
 

@@ -6,8 +6,11 @@ in a remote cell must read the notebook's once it comes home, as it would had it
 """
 from __future__ import annotations
 
+import linecache
 import types
 from typing import Any
+
+_CLOUDPICKLE_FILENAME = "<dynamic-code>"  # what cloudpickle names the code of every function it pickles by value
 
 
 def adopt(values: dict[str, Any], namespace: dict[str, Any]) -> dict[str, Any]:
@@ -40,3 +43,37 @@ def rebind(func: types.FunctionType, namespace: dict[str, Any]) -> types.Functio
 
 def _notebook_function(value: Any) -> bool:
     return isinstance(value, types.FunctionType) and value.__module__ == "__main__"
+
+
+def give_source(values: dict[str, Any], filename: str, text: str) -> None:
+    """Functions and classes a remote cell defined come home through cloudpickle, which names their code
+    `<dynamic-code>`: point it at the cell instead, registered in linecache under `filename` as IPython
+    registers its cells (`text` as the worker compiled it, so line numbers match), so that their source is
+    found like that of any notebook definition (a later run records it in its code closure)."""
+    renamed = False
+    for value in values.values():
+        functions = [value] if _notebook_function(value) else (
+            _methods(value) if isinstance(value, type) and value.__module__ == "__main__" else [])
+        for func in functions:
+            if func.__code__.co_filename == _CLOUDPICKLE_FILENAME:
+                func.__code__ = _renamed(func.__code__, filename)
+                renamed = True
+    if renamed:
+        # mtime None: linecache.checkcache keeps it, as it keeps IPython's cells
+        linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
+
+
+def _methods(cls: type) -> list[types.FunctionType]:
+    found = []
+    for member in vars(cls).values():
+        if isinstance(member, (staticmethod, classmethod)):
+            member = member.__func__
+        candidates = [member.fget, member.fset, member.fdel] if isinstance(member, property) else [member]
+        found += [f for f in candidates if isinstance(f, types.FunctionType)]
+    return found
+
+
+def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
+    """`code` and the code objects nested in it (inner functions, comprehensions) with `filename`."""
+    consts = tuple(_renamed(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
