@@ -457,6 +457,14 @@ def _read_params_file(parser: argparse.ArgumentParser, path: str) -> dict[str, A
     return converted
 
 
+def remote_option(dest: str, value: Any) -> Any:
+    """A `%%remote` number or size option the notebook gave as `$name` or `{expr}`, parsed as the magic
+    parses it after IPython's expansion (`--gpus $gpus`, `--memory {mem}`)."""
+    from .magic_options import remote_option_value
+
+    return remote_option_value(dest, value)
+
+
 def named_params(names: list[str], namespace: dict[str, Any]) -> dict[str, Any]:
     """What `%%track --params a,b` records: each name's value (JSON-like, else its repr)."""
     from .capture.params import params_from_namespace

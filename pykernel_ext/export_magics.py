@@ -11,6 +11,7 @@ import re
 import shlex
 import tokenize
 from dataclasses import dataclass, field
+from typing import Any
 
 # Magics that only change how a notebook shows or reloads things: dropped with a note, no warning.
 NOTEBOOK_ONLY = frozenset({"matplotlib", "autoreload", "aimport", "config"})
@@ -469,7 +470,8 @@ def remote_cell(line: str, body: str, known: set[str]) -> Translated:
     from .magic_options import REMOTE_PARSER, parse_line
 
     try:
-        args = parse_line(REMOTE_PARSER, line)
+        expanded = _expanded_numbers(line, known)
+        args = parse_line(REMOTE_PARSER, expanded.line)
     except Exception as exc:  # noqa: BLE001 - IPython's UsageError
         return _failed_cell(f"%%remote {line}\n{body}", f"bad %%remote options: {str(exc).splitlines()[0]}")
     inner = translate_lines(body, known)
@@ -483,8 +485,8 @@ def remote_cell(line: str, body: str, known: set[str]) -> Translated:
         ast.parse(code)
     except SyntaxError as exc:
         return _failed_cell(f"%%remote {line}\n{body}", f"syntax error in line {exc.lineno}: {exc.msg}")
-    kwargs = [f"gpus={_number(args.gpus)}"] if args.gpus else []
-    kwargs += [f"{key}={_number(getattr(args, key))}" for key in ("cpus", "memory", "timeout")
+    kwargs = [f"gpus={expanded.value('gpus', args)}"] if args.gpus else []
+    kwargs += [f"{key}={expanded.value(key, args)}" for key in ("cpus", "memory", "timeout")
                if getattr(args, key) is not None]
     if args.scheduler:
         kwargs.append(f"scheduler={expand(args.scheduler, known)}")
@@ -494,7 +496,7 @@ def remote_cell(line: str, body: str, known: set[str]) -> Translated:
     if args.session:  # the same session semantics: state stays on the worker across the script's calls
         kwargs.append(f"session={expand(args.session, known)}")
         if args.home_limit is not None:
-            kwargs.append(f"home_bytes={args.home_limit}")
+            kwargs.append(f"home_bytes={expanded.value('home_limit', args)}")
     kwargs += _track_kwargs(args, known, remote=True)
     call = f"pykernel_ext.remote.remote({string_literal(code)}, globals(){''.join(', ' + k for k in kwargs)})"
     if args.no_wait:
@@ -505,6 +507,48 @@ def remote_cell(line: str, body: str, known: set[str]) -> Translated:
         problems_note = "# --no-wait: call .result() on the handle before the script ends, or the work is lost"
         return Translated([problems_note] + call.split("\n"), {"pykernel_ext.remote"}, problems)
     return Translated(call.split("\n"), {"pykernel_ext.remote"}, problems)
+
+
+@dataclass
+class _ExpandedNumbers:
+    """A %%remote line whose number and size options given as `$name` / `{expr}` of notebook names (IPython
+    expands them before the magic parses the line) hold a placeholder, and the expressions they stand for."""
+
+    line: str
+    expressions: dict[str, str]  # option destination -> Python expression
+
+    def value(self, dest: str, args: Any) -> str:
+        """The option's value as script code: the parsed number, or the expression parsed as the magic would."""
+        if dest in self.expressions:
+            return f"_export.remote_option({dest!r}, {self.expressions[dest]})"
+        return _number(getattr(args, dest))
+
+
+def _expanded_numbers(line: str, known: set[str]) -> _ExpandedNumbers:
+    from .magic_options import NUMERIC_REMOTE_OPTIONS
+
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        return _ExpandedNumbers(line, {})  # the parser says what is wrong with the quotes
+    expressions: dict[str, str] = {}
+    for index, word in enumerate(words):
+        option, equals, value = word.partition("=")
+        if equals and option in NUMERIC_REMOTE_OPTIONS:
+            target, value_index = NUMERIC_REMOTE_OPTIONS[option], None
+        elif word in NUMERIC_REMOTE_OPTIONS and index + 1 < len(words):
+            target, value_index, value = NUMERIC_REMOTE_OPTIONS[word], index + 1, words[index + 1]
+        else:
+            continue
+        match = re.fullmatch(r"\$([A-Za-z_]\w*)|\{([^{}]+)\}", value)
+        expression = match and (match.group(1) or match.group(2)).strip()
+        if expression and _names_known(expression, known):
+            expressions[target] = expression
+            if value_index is None:
+                words[index] = f"{option}=1"  # a placeholder every number and size option accepts
+            else:
+                words[value_index] = "1"
+    return _ExpandedNumbers(shlex.join(words) if expressions else line, expressions)
 
 
 def _track_kwargs(args, known: set[str], remote: bool = False) -> list[str]:

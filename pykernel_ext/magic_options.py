@@ -145,3 +145,15 @@ REMOTE_PARSER.add_argument("--home-limit", type=_size, default=None, metavar="SI
                            help="in a session, assigned values up to SIZE also come home (default 1MB); "
                                 "bigger ones stay until pulled")
 add_track_arguments(REMOTE_PARSER)
+
+
+# %%remote's options that take a number or a size, by destination.
+NUMERIC_REMOTE_OPTIONS = {"--gpus": "gpus", "--cpus": "cpus", "--memory": "memory", "--timeout": "timeout",
+                          "--home-limit": "home_limit"}
+
+
+def remote_option_value(dest: str, value: object) -> object:
+    """`value` as `%%remote --OPTION $value` takes it once IPython has expanded the variable into the line
+    (`dest` is the option's destination, `gpus` or `home_limit`)."""
+    option = next(o for o, d in NUMERIC_REMOTE_OPTIONS.items() if d == dest)
+    return getattr(parse_line(REMOTE_PARSER, f"{option} {shlex.quote(str(value))}"), dest)

@@ -46,3 +46,20 @@ def test_track_example_records_what_it_promises(store_home: Path):
     evaluate = json.loads(cli("runs", "show", runs["evaluate"]["id"], "--json").stdout)
     assert [a["path"] for a in evaluate["artifacts"]] == ["model.pt"]
     assert 0.0 <= evaluate["metrics"]["accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("notebook", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_notebook_exports_to_a_script_that_runs(notebook: Path, store_home: Path):
+    # What the README promises for any notebook, on ours first: no cell left commented out, and the script
+    # runs to the end (02_remote's `%%remote --gpus $gpus` once exported as a commented-out cell).
+    import subprocess
+    import sys
+
+    shutil.copy(notebook, store_home / notebook.name)
+    done = cli("export", notebook.name, "-o", "script.py", cwd=store_home)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    ran = subprocess.run([sys.executable, "script.py", "--epochs", "3"], cwd=store_home, capture_output=True,
+                         text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    runs = json.loads(cli("runs", "list", "--json", "--limit", "100").stdout)
+    assert runs and all(r["status"] == "ok" for r in runs), [(r["name"], r["status"], r["error_message"]) for r in runs]

@@ -284,11 +284,28 @@ def test_remote_bodies_become_exact_string_literals(body):
                         "tags": "{'team': 'ml'}"}
 
 
+def test_remote_numbers_given_as_notebook_variables_stay_expressions():
+    # IPython expands `$gpus` and `{mem}` in a magic's line before the magic parses it; the script must
+    # compute the same values from its own variables (its parameters), not give up on the cell.
+    code = remote_cell("--gpus $gpus --memory={mem} --timeout 5 --session s --home-limit $keep", "x = 1",
+                       {"gpus", "mem", "keep"})
+    assert not code.problems
+    call = ast.parse("\n".join(code.lines)).body[0].value
+    keywords = {k.arg: ast.unparse(k.value) for k in call.keywords}
+    assert keywords["gpus"] == "_export.remote_option('gpus', gpus)"
+    assert keywords["memory"] == "_export.remote_option('memory', mem)"
+    assert keywords["timeout"] == "5" and keywords["home_bytes"] == "_export.remote_option('home_limit', keep)"
+    assert export.remote_option("gpus", 1) == 1.0 and export.remote_option("memory", "2GB") == 2_000_000_000
+    assert export.remote_option("home_limit", 4096) == 4096
+    unknown = remote_cell("--gpus $nope", "x = 1", {"gpus"})  # IPython leaves `$nope` as is: the magic fails
+    assert unknown.problems and unknown.problems[0].startswith("bad %%remote options")
+
+
 def test_remote_cells_run_on_the_embedded_cluster(store_home, capsys):
     source = notebook(
         store_home / "remote.ipynb",
-        ("n = 3", ["parameters"]),
-        '%%remote --name square\nsquared = n * n\nprint("remote says", squared)',
+        ("n = 3\nlimit = 120", ["parameters"]),
+        '%%remote --name square --timeout $limit\nsquared = n * n\nprint("remote says", squared)',
         "%%remote --name later --no-wait --params n\ncubed = n ** 3",
         'later.result()\nprint("VALUES", squared, cubed, _remote_job is later)',
     )
