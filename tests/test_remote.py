@@ -340,6 +340,8 @@ def test_definitions_from_a_remote_cell_have_their_source_at_home(shell, store_h
         assert closure["Config"]["source"].startswith("@dataclass\nclass Config:\n    width: int = 4\n")
         import inspect
         assert "return [v * 2 for v in range(self.width)]" in inspect.getsource(ns["Config"].doubled)
+        # the dataclass's generated __init__ was compiled from a string: not pointed at the cell's lines
+        assert ns["Config"].__init__.__code__.co_filename != ns["Config"].doubled.__code__.co_filename
     finally:
         if session:
             run_cell(shell, "%remote_session close defined-remotely")

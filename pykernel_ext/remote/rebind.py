@@ -50,17 +50,29 @@ def give_source(values: dict[str, Any], filename: str, text: str) -> None:
     `<dynamic-code>`: point it at the cell instead, registered in linecache under `filename` as IPython
     registers its cells (`text` as the worker compiled it, so line numbers match), so that their source is
     found like that of any notebook definition (a later run records it in its code closure)."""
+    lines = text.splitlines(keepends=True)
     renamed = False
     for value in values.values():
         functions = [value] if _notebook_function(value) else (
             _methods(value) if isinstance(value, type) and value.__module__ == "__main__" else [])
         for func in functions:
-            if func.__code__.co_filename == _CLOUDPICKLE_FILENAME:
+            if func.__code__.co_filename == _CLOUDPICKLE_FILENAME and _defined_at(func.__code__, lines):
                 func.__code__ = _renamed(func.__code__, filename)
                 renamed = True
     if renamed:
         # mtime None: linecache.checkcache keeps it, as it keeps IPython's cells
-        linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
+        linecache.cache[filename] = (len(text), None, lines, filename)
+
+
+def _defined_at(code: types.CodeType, lines: list[str]) -> bool:
+    """Whether the cell defines `code` where it says: a dataclass's generated `__init__` (compiled from a
+    string) also comes home as `<dynamic-code>`, and must not be pointed at unrelated lines of the cell."""
+    if not 0 < code.co_firstlineno <= len(lines):
+        return False
+    line = lines[code.co_firstlineno - 1].lstrip()
+    if code.co_name == "<lambda>":
+        return "lambda" in line
+    return line.startswith("@") or line.split("(")[0].split() in (["def", code.co_name], ["async", "def", code.co_name])
 
 
 def _methods(cls: type) -> list[types.FunctionType]:
