@@ -7,6 +7,7 @@ make the record meaningless (a `--data` path that does not exist) stops the code
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 ENV_PARENT_RUN = "PYKERNEL_EXT_PARENT_RUN"
 ENV_NOTEBOOK = "PYKERNEL_EXT_NOTEBOOK"
 ENV_REPRODUCES = "PYKERNEL_EXT_REPRODUCES"  # set by `pykernel-ext reproduce` for the kernel it starts
+# Values a cell can change in place: when it does (`losses.append`), they are its state, not its parameters.
+_MUTABLE_CONTAINERS = (list, dict, set, bytearray, collections.deque)
 METRIC_FLUSH_ROWS = 5000  # a burst of metric points is flushed at once, not only every few seconds
 
 
@@ -344,9 +347,11 @@ class Run:
 
     def _collect_params(self, namespace: dict[str, Any], reads: tuple[str, ...]) -> tuple[dict[str, Any], list[str]]:
         """The parameters the code reads (with its closure) and those named; and the named values that are
-        data (hashed as data, not recorded as parameters). Names the code changes in place are its state
-        (a `losses` list it appends to), not parameters, unless named."""
-        params = params_from_namespace([name for name in reads if name not in self._changed], namespace)
+        data (hashed as data, not recorded as parameters). Containers the code changes in place are its
+        state (a `losses` list it appends to), not parameters, unless named; a number it adds to
+        (`lr *= decay`) cannot change in place, and its value when the cell starts is an input."""
+        params = params_from_namespace([name for name in reads if not (
+            name in self._changed and isinstance(namespace.get(name), _MUTABLE_CONTAINERS))], namespace)
         named, data_names, missing = explicit_params(self.options.param_names, namespace)
         params.update(named)
         for name in missing:

@@ -121,10 +121,11 @@ def test_a_cell_records_the_parameters_it_reads_not_every_notebook_parameter(she
 def test_state_a_training_loop_changes_in_place_is_not_a_parameter(shell, store_home):
     # A loss history appended to, a counter incremented, a cache filled: the cell's state. Recorded as
     # parameters they would change from run to run and fill the sidebar with `history=[...]` columns.
-    run_cell(shell, "lr = 0.01\nepochs = 3\nlosses = []\nseen = 0\ncache = {}\nbest = {'loss': 1.0}")
-    run_cell(shell, "%%track\nfor epoch in range(epochs):\n    losses.append(lr / (epoch + 1))\n    seen += 1\n"
+    run_cell(shell, "lr = 0.01\nepochs = 3\nlosses = []\nseen = set()\ncache = {}\nbest = {'loss': 1.0}")
+    run_cell(shell, "%%track\nfor epoch in range(epochs):\n    losses.append(lr / (epoch + 1))\n    seen |= {epoch}\n"
                     "    cache[epoch] = losses[-1]\nlimit = best['loss']")
-    run_cell(shell, "%%track --params losses\nlosses.append(lr)")
+    # A number the cell adds to cannot change in place: its value when the cell starts is an input.
+    run_cell(shell, "%%track --params losses\nlosses.append(lr)\nlr *= 0.5")
     first, second = all_runs(store_home)
     assert first["params"] == {"lr": 0.01, "epochs": 3, "best": {"loss": 1.0}}
     assert second["params"] == {"losses": [0.01, 0.005, 0.01 / 3], "lr": 0.01}  # named: recorded
