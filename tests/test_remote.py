@@ -345,3 +345,23 @@ def test_definitions_from_a_remote_cell_have_their_source_at_home(shell, store_h
     finally:
         if session:
             run_cell(shell, "%remote_session close defined-remotely")
+
+
+def test_a_workers_first_event_after_registering_reaches_the_cell(shell, store_home):
+    # A session cell goes straight to its worker: the worker's first output must not outrun the client's
+    # topic subscription to the scheduler (the first cell of a kernel once lost its output this way).
+    from distributed import Client
+
+    from pykernel_ext.remote.cluster import get_executor
+    from pykernel_ext.remote.executor import DaskExecutor
+
+    address = get_executor().client.scheduler.address
+    for attempt in range(5):  # each attempt is a fresh client, so a fresh subscription
+        with Client(address, set_as_default=False, timeout=30) as client:
+            executor = DaskExecutor(client, origin="test")
+            events = executor.register_events("first-words")
+            topic = executor.topic
+            client.run(lambda dask_worker: dask_worker.log_event(topic, {"key": "first-words", "type": "stream",
+                                                                         "text": "hello"}))
+            message = events.get(timeout=10)
+            assert message["text"] == "hello", (attempt, message)

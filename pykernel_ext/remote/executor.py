@@ -9,6 +9,7 @@ Dask leaves three gaps that a notebook user would fall into, closed here:
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -18,6 +19,8 @@ from typing import Any
 
 from .errors import RemoteError, ResourceUnavailable, WorkerDied
 from .shipping import Shipment, format_bytes
+
+logger = logging.getLogger(__name__)
 
 CHECK_SECONDS = 0.5  # how often a waiting cell asks the scheduler about its worker / its queue state
 NO_WORKER_GRACE_SECONDS = 2.0  # a task no worker fits for this long fails (workers may be joining)
@@ -138,13 +141,37 @@ class DaskExecutor:
         events: queue.Queue = queue.Queue()
         with self._lock:
             if not self._subscribed:
-                # One subscription for the client's life. Subscribing per cell would cost a scheduler message
-                # each, and a session cell (sent straight to its worker, not through the scheduler) could print
-                # before the scheduler saw the subscription, losing its first lines.
-                self.client.subscribe_topic(self.topic, self._dispatch)
+                # One subscription for the client's life: subscribing per cell would cost a scheduler message
+                # each, and a cell's first lines could reach the scheduler before its subscription.
+                self._subscribe()
                 self._subscribed = True
             self._queues[key] = events
         return events
+
+    def _subscribe(self, limit_s: float = 10.0) -> None:
+        """Subscribe to this client's topic and wait until the scheduler forwards its events to us.
+
+        The subscription travels on the client's batched stream, and a session cell goes straight to its
+        worker: on a kernel's first cell the worker's first output could reach the scheduler before the
+        subscription did, and be lost. A probe event published through the scheduler and received back
+        proves the subscription is in place (probes repeat: the publish request travels on another comm)."""
+        self.client.subscribe_topic(self.topic, self._dispatch)
+        probe_key = f"subscribed-{uuid.uuid4().hex}"
+        arrived: queue.Queue = queue.Queue()
+        self._queues[probe_key] = arrived
+        deadline = time.monotonic() + limit_s
+        try:
+            while time.monotonic() < deadline:
+                self.client.log_event(self.topic, {"key": probe_key, "type": "_probe"})
+                try:
+                    arrived.get(timeout=0.25)
+                    return
+                except queue.Empty:
+                    continue
+            logger.warning("pykernel-ext: the scheduler did not confirm the output subscription of %s within "
+                           "%.0f s; the first output lines of a remote cell may be lost", self.topic, limit_s)
+        finally:
+            self._queues.pop(probe_key, None)
 
     def _scatter(self, inputs: Any, placement: dict[str, Any]) -> Any:
         # A big graph goes straight to a worker that can run the cell (the scheduler then prefers it: data
