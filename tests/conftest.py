@@ -28,6 +28,18 @@ def store_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+# The server extension's tests: the Jupyter root is the folder holding the store, as with `jupyter lab` started
+# in a project folder (a test module with another layout overrides both).
+@pytest.fixture
+def jp_root_dir(store_home: Path) -> Path:
+    return store_home
+
+
+@pytest.fixture
+def jp_server_config(store_home: Path) -> dict:  # store_home first: it and jp_home_dir share a name
+    return {"ServerApp": {"jpserver_extensions": {"pykernel_ext": True}}}
+
+
 @pytest.fixture
 def store(store_home: Path):
     from pykernel_ext.store import RunStore

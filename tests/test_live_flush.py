@@ -87,16 +87,6 @@ def test_kernel_killed_mid_cell_keeps_its_output_and_metrics(kernel, store_home)
         assert store.live_logs(run["id"]) == {}  # made into the run's log blobs, not kept twice
 
 
-@pytest.fixture
-def jp_root_dir(store_home: Path) -> Path:
-    return store_home  # the Jupyter root is the project folder holding the store, as with `jupyter lab`
-
-
-@pytest.fixture
-def jp_server_config(store_home: Path) -> dict:  # store_home first: it and jp_home_dir share a name
-    return {"ServerApp": {"jpserver_extensions": {"pykernel_ext": True}}}
-
-
 async def test_the_sidebar_reads_a_killed_runs_logs_from_the_server(kernel, store_home, jp_fetch,
                                                                     http_server_client, jp_base_url, jp_auth_header):
     manager, client = kernel

@@ -51,16 +51,6 @@ with pykernel_ext.track(name="ours", params={"C": 0.25}):
 """
 
 
-@pytest.fixture
-def jp_root_dir(store_home: Path) -> Path:
-    return store_home
-
-
-@pytest.fixture
-def jp_server_config(store_home: Path) -> dict:
-    return {"ServerApp": {"jpserver_extensions": {"pykernel_ext": True}}}
-
-
 def python(script: str, cwd: Path, **env: str) -> None:
     """Run a script file (so track() blocks find their source) in `cwd`."""
     (cwd / "script.py").write_text(script)

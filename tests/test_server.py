@@ -26,17 +26,6 @@ API = "pykernel-ext/api/v1"
 
 
 @pytest.fixture
-def jp_root_dir(store_home: Path) -> Path:
-    # The Jupyter root is the store's home, as with `jupyter lab` started in a project folder.
-    return store_home
-
-
-@pytest.fixture
-def jp_server_config(store_home: Path) -> dict:
-    return {"ServerApp": {"jpserver_extensions": {"pykernel_ext": True}}}
-
-
-@pytest.fixture
 def server_store(jp_serverapp):
     """The store the running server reads (its one RunStore)."""
     return jp_serverapp.web_app.settings["pykernel_ext"]["api"].store()

@@ -3,23 +3,12 @@ at a cluster: PYKERNEL_EXT_SCHEDULER."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from pykernel_ext.gpu import gpu_status
 
 API = "pykernel-ext/api/v1"
-
-
-@pytest.fixture
-def jp_root_dir(store_home: Path) -> Path:
-    return store_home
-
-
-@pytest.fixture
-def jp_server_config(store_home: Path) -> dict:  # store_home first: it and jp_home_dir share a name
-    return {"ServerApp": {"jpserver_extensions": {"pykernel_ext": True}}}
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 import os
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from tornado.httpclient import HTTPClientError
@@ -14,16 +13,6 @@ from tornado.httpclient import HTTPClientError
 from pykernel_ext.server import api as server_api
 
 API = "pykernel-ext/api/v1"
-
-
-@pytest.fixture
-def jp_root_dir(store_home: Path) -> Path:
-    return store_home
-
-
-@pytest.fixture
-def jp_server_config(store_home: Path) -> dict:  # store_home first: it and jp_home_dir share a name
-    return {"ServerApp": {"jpserver_extensions": {"pykernel_ext": True}}}
 
 
 @pytest.fixture
