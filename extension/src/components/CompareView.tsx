@@ -315,16 +315,7 @@ function MetricsTable(props: {
   return (
     <div className="pk-scroll-x">
       <table className="pk-kv pk-side pk-compare-metrics">
-        <thead>
-          <tr>
-            <th />
-            {props.labels.map((label, i) => (
-              <th key={i} title={label}>
-                {label}
-              </th>
-            ))}
-          </tr>
-        </thead>
+        <RunColumnsHead labels={props.labels} />
         <tbody>
           {names.map(name => {
             const lower = props.lowerBetter(name);
@@ -385,6 +376,22 @@ function MetricCharts(props: {
   );
 }
 
+/** The header row of a side-by-side table: an empty corner, then one column per run, labelled. */
+function RunColumnsHead(props: { labels: string[] }): JSX.Element {
+  return (
+    <thead>
+      <tr>
+        <th />
+        {props.labels.map((label, i) => (
+          <th key={i} title={label}>
+            {label}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
 export function SideBySide(props: { table: ISideBySide; labels: string[]; diffOnly?: boolean; className?: string }): JSX.Element {
   const { table } = props;
   const different = new Set(table.different);
@@ -395,16 +402,7 @@ export function SideBySide(props: { table: ISideBySide; labels: string[]; diffOn
   return (
     <div className="pk-scroll-x">
       <table className={`pk-kv pk-side ${props.className ?? ''}`}>
-        <thead>
-          <tr>
-            <th />
-            {props.labels.map((label, i) => (
-              <th key={i} title={label}>
-                {label}
-              </th>
-            ))}
-          </tr>
-        </thead>
+        <RunColumnsHead labels={props.labels} />
         <tbody>
           {names.map(name => (
             <tr key={name} className={different.has(name) ? 'pk-diff' : undefined}>
