@@ -511,8 +511,8 @@ def remote_cell(line: str, body: str, known: set[str]) -> Translated:
 
 @dataclass
 class _ExpandedNumbers:
-    """A %%remote line whose number and size options given as `$name` / `{expr}` of notebook names (IPython
-    expands them before the magic parses the line) hold a placeholder, and the expressions they stand for."""
+    """A %%remote line whose number and size options written with `$name` / `{expr}` of notebook names (IPython
+    expands them before the magic parses the line) hold a placeholder, and the text expressions they stand for."""
 
     line: str
     expressions: dict[str, str]  # option destination -> Python expression
@@ -540,9 +540,8 @@ def _expanded_numbers(line: str, known: set[str]) -> _ExpandedNumbers:
             target, value_index, value = NUMERIC_REMOTE_OPTIONS[word], index + 1, words[index + 1]
         else:
             continue
-        match = re.fullmatch(r"\$([A-Za-z_]\w*)|\{([^{}]+)\}", value)
-        expression = match and (match.group(1) or match.group(2)).strip()
-        if expression and _names_known(expression, known):
+        expression = expand(value, known)  # IPython's expansion, as for every other option
+        if expression != repr(value):
             expressions[target] = expression
             if value_index is None:
                 words[index] = f"{option}=1"  # a placeholder every number and size option accepts

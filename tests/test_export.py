@@ -287,14 +287,14 @@ def test_remote_bodies_become_exact_string_literals(body):
 def test_remote_numbers_given_as_notebook_variables_stay_expressions():
     # IPython expands `$gpus` and `{mem}` in a magic's line before the magic parses it; the script must
     # compute the same values from its own variables (its parameters), not give up on the cell.
-    code = remote_cell("--gpus $gpus --memory={mem} --timeout 5 --session s --home-limit $keep", "x = 1",
+    code = remote_cell("--gpus $gpus --memory={mem}GB --timeout 5 --session s --home-limit $keep", "x = 1",
                        {"gpus", "mem", "keep"})
     assert not code.problems
     call = ast.parse("\n".join(code.lines)).body[0].value
     keywords = {k.arg: ast.unparse(k.value) for k in call.keywords}
-    assert keywords["gpus"] == "_export.remote_option('gpus', gpus)"
-    assert keywords["memory"] == "_export.remote_option('memory', mem)"
-    assert keywords["timeout"] == "5" and keywords["home_bytes"] == "_export.remote_option('home_limit', keep)"
+    assert keywords["gpus"] == "_export.remote_option('gpus', f'{gpus}')"
+    assert keywords["memory"] == "_export.remote_option('memory', f'{mem}GB')"
+    assert keywords["timeout"] == "5" and keywords["home_bytes"] == "_export.remote_option('home_limit', f'{keep}')"
     assert export.remote_option("gpus", 1) == 1.0 and export.remote_option("memory", "2GB") == 2_000_000_000
     assert export.remote_option("home_limit", 4096) == 4096
     unknown = remote_cell("--gpus $nope", "x = 1", {"gpus"})  # IPython leaves `$nope` as is: the magic fails
