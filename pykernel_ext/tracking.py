@@ -197,9 +197,7 @@ class Run:
         not the parent of runs started meanwhile.
         """
         ctx, opts = self.context, self.options
-        missing = [p for p in opts.data if not os.path.exists(inputs.resolve(p, self.cwd))]
-        if missing:
-            raise DataPathNotFound(missing[0])
+        check_data_paths(opts, self.cwd)
         namespace = ctx.namespace if ctx.namespace is not None else {}
         self._analyze_code()
         code = self._guard("code closure", lambda: self._code_record(namespace), {})
@@ -590,6 +588,14 @@ def warm_up() -> threading.Thread:
     thread = threading.Thread(target=_probe, name="pykernel-ext-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def check_data_paths(options: TrackOptions, cwd: str) -> None:
+    """Refuse a run whose `--data` names a path that does not exist (relative paths from `cwd`, the kernel's
+    folder): the one mistake a run is refused for, checked before anything runs or is sent."""
+    missing = [path for path in options.data if not os.path.exists(inputs.resolve(path, cwd))]
+    if missing:
+        raise DataPathNotFound(missing[0])
 
 
 def start_run(options: TrackOptions | None = None, context: RunContext | None = None,

@@ -365,3 +365,20 @@ def test_a_workers_first_event_after_registering_reaches_the_cell(shell, store_h
                                                                          "text": "hello"}))
             message = events.get(timeout=10)
             assert message["text"] == "hello", (attempt, message)
+
+
+@pytest.mark.parametrize("session", ["", " --session missing-data"])
+def test_a_missing_data_path_stops_a_remote_cell_before_it_is_sent(shell, store_home, session):
+    (store_home / "data").mkdir()
+    (store_home / "data" / "train.csv").write_text("x\n1\n")
+    try:
+        result = run_cell(shell, f"%%remote{session} --data data/nowhere.csv\nran = True")
+        assert isinstance(result.error_in_exec, UsageError)
+        assert "data/nowhere.csv" in str(result.error_in_exec) and "does not exist" in str(result.error_in_exec)
+        assert "ran" not in shell.user_ns and runs(store_home) == []
+        # A path relative to the kernel's folder is found, as %%track finds it.
+        assert run_cell(shell, f"%%remote{session} --data data/train.csv\nran = True").success
+        assert shell.user_ns["ran"] is True and last_run(store_home)["status"] == "ok"
+    finally:
+        if session:
+            run_cell(shell, "%remote_session close missing-data")

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
-from ..errors import DataPathNotFound
-from ..tracking import RunContext, TrackOptions, start_run
+from ..tracking import RunContext, TrackOptions, check_data_paths, start_run
 from .errors import (ClusterUnavailable, RemoteCellError, RemoteError, RemoteTimeout, RemoteUsageError,
                      ResourceUnavailable, ShippingError, WorkerDied)
 from .jobs import JOBS, OutputSink, PrintSink, QuietSink, RemoteJob, format_jobs
@@ -84,7 +83,7 @@ def submit_remote(context: RunContext, options: RemoteOptions, track: TrackOptio
     placement = executor.restrictions(wants)
     for note in shipment.notes:
         sink.stream("stderr", f"pykernel-ext: {note}\n")
-    _check_data_paths(track)
+    check_data_paths(track, context.cwd or os.getcwd())  # before sending: start_run comes after
     settings = Settings.from_env()
     payload.sample_interval = settings.gpu_sample_interval
     task = executor.submit(shipment, placement)
@@ -111,7 +110,7 @@ def _submit_session_cell(context: RunContext, options: RemoteOptions, track: Tra
     notes: list[str] = []
     wants = Requirements(gpus=options.gpus, cpus=options.cpus, memory=options.memory)
     session = get_session(options.session or "", wants, options.scheduler, notes=notes)
-    _check_data_paths(track)
+    check_data_paths(track, context.cwd or os.getcwd())  # before sending: start_run comes after
     plan = session.plan(names_to_send(reads, namespace, list(options.push)), namespace)
     executor = session.executor
     payload = CellPayload(
@@ -137,13 +136,6 @@ def _submit_session_cell(context: RunContext, options: RemoteOptions, track: Tra
                      variable=variable, wants=session.wants, timeout=options.timeout,
                      log_cap=run.settings.log_cap_bytes, cuda=_local_cuda(), cell_file=_cell_file(payload))
     return _launch(job, options, view_factory)
-
-
-def _check_data_paths(track: TrackOptions) -> None:
-    """The one mistake start_run refuses (a --data path that does not exist): checked before sending."""
-    missing = [path for path in track.data if not os.path.exists(path)]
-    if missing:
-        raise DataPathNotFound(missing[0])
 
 
 def _record_while_it_runs(task: Any, track: TrackOptions, context: RunContext, settings: Settings) -> Any:
