@@ -223,12 +223,19 @@ def class_source(cls: type) -> str | None:
     return None
 
 
-def _method_codes(cls: type) -> Iterator[types.CodeType]:
+def class_functions(cls: type) -> list[types.FunctionType]:
+    """The functions a class holds itself: its methods, static and class methods, property accessors."""
+    found = []
     for member in vars(cls).values():
-        func = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
-        if isinstance(func, property):
-            func = func.fget
-        func = _unwrap(func)
+        if isinstance(member, (staticmethod, classmethod)):
+            member = member.__func__
+        candidates = [member.fget, member.fset, member.fdel] if isinstance(member, property) else [member]
+        found += [f for f in candidates if isinstance(f, types.FunctionType)]
+    return found
+
+
+def _method_codes(cls: type) -> Iterator[types.CodeType]:
+    for func in map(_unwrap, class_functions(cls)):
         if isinstance(func, types.FunctionType) and getattr(func, "__qualname__", "").startswith(cls.__qualname__):
             yield func.__code__
 

@@ -10,6 +10,8 @@ import linecache
 import types
 from typing import Any
 
+from ..capture.closure import class_functions
+
 _CLOUDPICKLE_FILENAME = "<dynamic-code>"  # what cloudpickle names the code of every function it pickles by value
 
 
@@ -54,7 +56,7 @@ def give_source(values: dict[str, Any], filename: str, text: str) -> None:
     renamed = False
     for value in values.values():
         functions = [value] if _notebook_function(value) else (
-            _methods(value) if isinstance(value, type) and value.__module__ == "__main__" else [])
+            class_functions(value) if isinstance(value, type) and value.__module__ == "__main__" else [])
         for func in functions:
             if func.__code__.co_filename == _CLOUDPICKLE_FILENAME and _defined_at(func.__code__, lines):
                 func.__code__ = _renamed(func.__code__, filename)
@@ -73,16 +75,6 @@ def _defined_at(code: types.CodeType, lines: list[str]) -> bool:
     if code.co_name == "<lambda>":
         return "lambda" in line
     return line.startswith("@") or line.split("(")[0].split() in (["def", code.co_name], ["async", "def", code.co_name])
-
-
-def _methods(cls: type) -> list[types.FunctionType]:
-    found = []
-    for member in vars(cls).values():
-        if isinstance(member, (staticmethod, classmethod)):
-            member = member.__func__
-        candidates = [member.fget, member.fset, member.fdel] if isinstance(member, property) else [member]
-        found += [f for f in candidates if isinstance(f, types.FunctionType)]
-    return found
 
 
 def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
